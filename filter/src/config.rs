@@ -1,0 +1,184 @@
+//! The plugin configuration: JSON text as Envoy's `configuration` or Kong's
+//! filter `config` delivers it, checked once and shared by every request.
+
+use crate::schema::{self, Resolvers};
+use crate::upstream::{Upstream, DEFAULT_TIMEOUT};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::Schema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// The configuration as written by the user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    schema: String,
+    #[serde(default)]
+    upstreams: BTreeMap<String, RawUpstream>,
+    #[serde(default = "yes")]
+    introspection: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    target: String,
+    authority: Option<String>,
+    #[serde(default)]
+    path_prefix: String,
+    timeout_ms: Option<u64>,
+}
+
+/// A configuration that cannot be used. Each message names the setting or
+/// the schema field at fault and says what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The text is not JSON of the expected shape.
+    Json(String),
+    /// The SDL does not parse or validate.
+    Schema(String),
+    /// A schema field's `@http` mapping is wrong.
+    Field {
+        /// `Type.field`.
+        coordinate: String,
+        /// ` (line L, column C)` in the SDL, or empty.
+        at: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An entry of `upstreams` is wrong.
+    Upstream {
+        /// The upstream's name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Json(e) => write!(f, "configuration is not valid: {e}"),
+            ConfigError::Schema(e) => write!(f, "`schema` is not a valid GraphQL schema: {e}"),
+            ConfigError::Field {
+                coordinate,
+                at,
+                problem,
+            } => write!(f, "schema field {coordinate}{at}: {problem}"),
+            ConfigError::Upstream { name, problem } => write!(f, "upstreams.{name}: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A checked configuration: everything a request needs that does not depend
+/// on the request.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The client-facing schema (the configured SDL without `@http`).
+    pub schema: Valid<Schema>,
+    /// Which fields call which functions, and how.
+    pub resolvers: Resolvers,
+    /// The functions that may be called, by name.
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// Whether `__schema` and `__type` are answered.
+    pub introspection: bool,
+    /// Problems that did not stop the configuration from loading; the adapter
+    /// logs them.
+    pub warnings: Vec<String>,
+}
+
+impl Gateway {
+    /// Parse and check a JSON configuration.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            serde_json::from_str(text).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let mut upstreams = BTreeMap::new();
+        for (name, u) in raw.upstreams {
+            upstreams.insert(name.clone(), upstream(name, u)?);
+        }
+        let names: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+        let loaded = schema::load(&raw.schema, &names)?;
+        Ok(Gateway {
+            schema: loaded.api,
+            resolvers: loaded.resolvers,
+            upstreams,
+            introspection: raw.introspection,
+            warnings: loaded.warnings,
+        })
+    }
+}
+
+fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
+    let problem = |problem: &str| ConfigError::Upstream {
+        name: name.clone(),
+        problem: problem.to_string(),
+    };
+    if raw.target.trim().is_empty() {
+        return Err(problem("`target` is empty; name an Envoy cluster or a Kong host:port"));
+    }
+    let authority = raw.authority.unwrap_or_else(|| name.clone());
+    if authority.is_empty() || authority.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(problem("`authority` must be a non-empty host[:port] without spaces"));
+    }
+    let prefix = raw.path_prefix.trim_end_matches('/').to_string();
+    if !prefix.is_empty() && !prefix.starts_with('/') {
+        return Err(problem("`path_prefix` must start with `/`"));
+    }
+    if prefix.chars().any(|c| c.is_control() || c.is_whitespace() || c == '?' || c == '#') {
+        return Err(problem("`path_prefix` may not contain spaces, `?` or `#`"));
+    }
+    let timeout = match raw.timeout_ms {
+        Some(0) => return Err(problem("`timeout_ms` must be greater than 0")),
+        Some(ms) => Duration::from_millis(ms),
+        None => DEFAULT_TIMEOUT,
+    };
+    Ok(Upstream {
+        name,
+        target: raw.target,
+        authority,
+        path_prefix: prefix,
+        timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(upstream: &str) -> String {
+        serde_json::json!({
+            "schema": "type Query { a: String @http(upstream: \"fn\", path: \"/a\") }",
+            "upstreams": { "fn": serde_json::from_str::<serde_json::Value>(upstream).unwrap() }
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn loads_upstreams_with_defaults() {
+        let gateway = Gateway::from_json(&config(r#"{"target": "fn_cluster"}"#)).unwrap();
+        let fun = &gateway.upstreams["fn"];
+        assert_eq!(fun.authority, "fn");
+        assert_eq!(fun.timeout, DEFAULT_TIMEOUT);
+        assert!(gateway.introspection);
+    }
+
+    #[test]
+    fn names_the_bad_setting() {
+        let e = Gateway::from_json(&config(r#"{"target": ""}"#)).unwrap_err();
+        assert!(e.to_string().starts_with("upstreams.fn: `target`"), "{e}");
+        let e = Gateway::from_json(&config(r#"{"target": "x", "timeout": 3}"#)).unwrap_err();
+        assert!(e.to_string().contains("unknown field `timeout`"), "{e}");
+        let e = Gateway::from_json("not json").unwrap_err();
+        assert!(matches!(e, ConfigError::Json(_)));
+        let e = Gateway::from_json(&config(r#"{"target": "x", "path_prefix": "function"}"#)).unwrap_err();
+        assert!(e.to_string().contains("path_prefix"), "{e}");
+    }
+}

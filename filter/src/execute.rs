@@ -1,0 +1,649 @@
+//! Execution state of one GraphQL request: which function calls are in
+//! flight, what their answers resolved, and what to call next.
+//!
+//! The engine is driven from outside, so that it runs the same under a
+//! Proxy-Wasm host and in native tests:
+//!
+//! 1. [`Execution::start`] parses, validates and plans the request;
+//! 2. [`Execution::take_calls`] hands out the calls to dispatch now (every
+//!    independent call at once);
+//! 3. [`Execution::on_call_outcome`] takes a call's answer, merges it and
+//!    plans the calls its children need, which the next `take_calls` hands
+//!    out at once;
+//! 4. when nothing is left in flight, [`Execution::reply`] gives the reply.
+//!
+//! Identical calls within a request are made once. The calls that a list of
+//! parents would multiply are gathered while the list's answer is merged:
+//! fields with a batch form become one call for all distinct keys, the
+//! others are de-duplicated and dispatched together.
+
+use crate::config::Gateway;
+use crate::plan::{argument_values, collect_fields, sub_selections};
+use crate::request::{self, HttpRequest, ResponseMedia};
+use crate::response::{self, FieldFailure, Reply};
+use crate::schema::ResolverId;
+use crate::template::{append_query, encode_component, Values};
+use crate::upstream::{CallFailure, CallOutcome, UpstreamRequest};
+use apollo_compiler::executable::{Field, OperationType, Selection};
+use apollo_compiler::response::{JsonMap, JsonValue};
+use apollo_compiler::schema::{ExtendedType, Type};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Name, Node};
+use indexmap::IndexMap;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Identifies one function call of a request.
+pub type CallId = usize;
+
+/// Identifies one object of the response tree.
+pub type ObjectId = usize;
+
+/// A call the host should dispatch now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCall {
+    /// Pass it back to [`Execution::on_call_outcome`].
+    pub id: CallId,
+    /// What to send.
+    pub request: UpstreamRequest,
+}
+
+/// What a field resolved to, before result coercion and null propagation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// Waiting for a function call.
+    Pending,
+    /// A leaf value (scalar or enum) as the function gave it.
+    Leaf(JsonValue),
+    /// An object of the response tree.
+    Object(ObjectId),
+    /// A list.
+    List(Vec<Fetched>),
+    /// A field error (an index into the request's failures).
+    Error(usize),
+}
+
+/// One object of the response tree: its concrete type, the JSON a function
+/// returned for it, and its fields that needed work (calls, or nested
+/// objects). Leaf fields are read from `source` when the reply is built.
+#[derive(Debug, Clone)]
+pub struct ObjectEntry {
+    /// The concrete object type.
+    pub type_name: Name,
+    /// The object's JSON as its function returned it.
+    pub source: Rc<JsonMap>,
+    /// Resolved fields by response key.
+    pub fields: HashMap<Name, Fetched>,
+}
+
+/// A field waiting for a call's answer.
+#[derive(Debug, Clone)]
+struct Waiter {
+    object: ObjectId,
+    key: Name,
+    ty: Type,
+    fields: Vec<Node<Field>>,
+    resolver: ResolverId,
+    /// For batched calls: this parent's key.
+    batch_key: Option<String>,
+}
+
+type CallResult = Rc<Result<JsonValue, FieldFailure>>;
+
+#[derive(Debug)]
+enum CallState {
+    Queued(Vec<Waiter>),
+    InFlight(Vec<Waiter>),
+    Done(CallResult),
+}
+
+#[derive(Debug)]
+struct Call {
+    request: UpstreamRequest,
+    state: CallState,
+}
+
+/// Everything a running request holds.
+#[derive(Debug)]
+struct Run {
+    document: Arc<Valid<ExecutableDocument>>,
+    operation_name: Option<String>,
+    variables: Valid<JsonMap>,
+    objects: Vec<ObjectEntry>,
+    calls: Vec<Call>,
+    by_request: HashMap<UpstreamRequest, CallId>,
+    outbox: Vec<CallId>,
+    in_flight: usize,
+    batches: IndexMap<(ResolverId, String), Vec<Waiter>>,
+    ready: VecDeque<(Waiter, CallResult)>,
+    failures: Vec<FieldFailure>,
+    /// Mutation root fields not started yet (they run one after another).
+    serial_roots: VecDeque<(Name, Vec<Node<Field>>)>,
+}
+
+/// The execution of one GraphQL request.
+#[derive(Debug)]
+pub struct Execution {
+    gateway: Arc<Gateway>,
+    media: ResponseMedia,
+    run: Option<Box<Run>>,
+    reply: Option<Reply>,
+}
+
+impl Execution {
+    /// Parse, validate and plan a request. When the request is invalid the
+    /// execution is finished at once and [`Execution::reply`] has the error.
+    pub fn start(gateway: Arc<Gateway>, http: &HttpRequest) -> Self {
+        let media = ResponseMedia::negotiate(http.header("accept"));
+        let mut execution = Execution {
+            gateway,
+            media,
+            run: None,
+            reply: None,
+        };
+        match execution.prepare(http) {
+            Ok(run) => {
+                execution.run = Some(Box::new(run));
+                execution.plan_root();
+                execution.settle();
+            }
+            Err(reply) => execution.reply = Some(reply),
+        }
+        execution
+    }
+
+    fn prepare(&self, http: &HttpRequest) -> Result<Run, Reply> {
+        let media = self.media;
+        let graphql = request::parse(http).map_err(|e| response::request_error(&e, media))?;
+        let schema = &self.gateway.schema;
+        let ast = apollo_compiler::ast::Document::parse(graphql.query.as_str(), "request.graphql")
+            .map_err(|e| response::document_errors(&e.errors, "GRAPHQL_PARSE_FAILED", media))?;
+        let document = ast
+            .to_executable_validate(schema)
+            .map_err(|e| response::document_errors(&e.errors, "GRAPHQL_VALIDATION_FAILED", media))?;
+        let operation = document
+            .operations
+            .get(graphql.operation_name.as_deref())
+            .map_err(|e| response::graphql_error(400, e.message().to_string(), "OPERATION_RESOLUTION_FAILURE", media))?;
+        match operation.operation_type {
+            OperationType::Subscription => {
+                return Err(response::graphql_error(
+                    400,
+                    "subscriptions are not supported: this gateway answers queries and mutations".into(),
+                    "SUBSCRIPTION_NOT_SUPPORTED",
+                    media,
+                ))
+            }
+            OperationType::Mutation if graphql.read_only => return Err(response::mutation_over_get(media)),
+            _ => {}
+        }
+        let variables = apollo_compiler::request::coerce_variable_values(schema, operation, &graphql.variables)
+            .map_err(|e| response::graphql_error(400, e.message().to_string(), "BAD_USER_INPUT", media))?;
+        let root_type = operation.object_type().clone();
+        Ok(Run {
+            document: Arc::new(document),
+            operation_name: graphql.operation_name,
+            variables,
+            objects: vec![ObjectEntry {
+                type_name: root_type,
+                source: Rc::new(JsonMap::new()),
+                fields: HashMap::new(),
+            }],
+            calls: Vec::new(),
+            by_request: HashMap::new(),
+            outbox: Vec::new(),
+            in_flight: 0,
+            batches: IndexMap::new(),
+            ready: VecDeque::new(),
+            failures: Vec::new(),
+            serial_roots: VecDeque::new(),
+        })
+    }
+
+    /// The calls to dispatch now. Each must be answered once through
+    /// [`Execution::on_call_outcome`], with a failure if it could not be
+    /// dispatched.
+    pub fn take_calls(&mut self) -> Vec<PendingCall> {
+        let Some(run) = self.run.as_mut() else {
+            return Vec::new();
+        };
+        let mut calls = Vec::with_capacity(run.outbox.len());
+        for id in std::mem::take(&mut run.outbox) {
+            let Some(call) = run.calls.get_mut(id) else { continue };
+            if let CallState::Queued(waiters) = &mut call.state {
+                call.state = CallState::InFlight(std::mem::take(waiters));
+                run.in_flight += 1;
+                calls.push(PendingCall {
+                    id,
+                    request: call.request.clone(),
+                });
+            }
+        }
+        calls
+    }
+
+    /// Take a call's outcome: merge it into the response and plan the calls
+    /// its children need. Unknown or already answered ids are ignored.
+    pub fn on_call_outcome(&mut self, id: CallId, outcome: CallOutcome) {
+        let Some(run) = self.run.as_mut() else { return };
+        let Some(call) = run.calls.get_mut(id) else { return };
+        let CallState::InFlight(waiters) = &mut call.state else { return };
+        let waiters = std::mem::take(waiters);
+        let result: CallResult = Rc::new(interpret(&call.request, outcome));
+        call.state = CallState::Done(result.clone());
+        run.in_flight = run.in_flight.saturating_sub(1);
+        for waiter in waiters {
+            self.deliver(waiter, &result);
+        }
+        self.settle();
+    }
+
+    /// True once the reply is ready (nothing is, or will be, in flight).
+    pub fn is_finished(&self) -> bool {
+        self.run.is_none()
+    }
+
+    /// The reply, once finished. It is handed out once.
+    pub fn reply(&mut self) -> Option<Reply> {
+        self.reply.take()
+    }
+
+    /// How many calls this request has made or queued so far.
+    pub fn call_count(&self) -> usize {
+        self.run.as_ref().map_or(0, |r| r.calls.len())
+    }
+
+    /// Work that follows from what just happened: waiters of answered calls,
+    /// batches gathered while merging, the next mutation field, the reply.
+    fn settle(&mut self) {
+        loop {
+            let Some(run) = self.run.as_mut() else { return };
+            if let Some((waiter, result)) = run.ready.pop_front() {
+                self.deliver(waiter, &result);
+                continue;
+            }
+            if !run.batches.is_empty() {
+                self.flush_batches();
+                continue;
+            }
+            if run.outbox.is_empty() && run.in_flight == 0 {
+                if let Some((key, fields)) = run.serial_roots.pop_front() {
+                    self.plan_fields(0, vec![(key, fields)]);
+                    continue;
+                }
+                self.finish();
+            }
+            return;
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(run) = self.run.take() {
+            self.reply = Some(response::execution_reply(
+                &self.gateway,
+                &run.document,
+                run.operation_name.as_deref(),
+                &run.variables,
+                &run.objects,
+                &run.failures,
+                self.media,
+            ));
+        }
+    }
+
+    fn plan_root(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        let document = run.document.clone();
+        let Ok(operation) = document.operations.get(run.operation_name.as_deref()) else {
+            return;
+        };
+        let Some(root) = self.gateway.schema.get_object(operation.object_type()) else {
+            return;
+        };
+        let grouped = collect_fields(
+            &self.gateway.schema,
+            &document,
+            &run.variables,
+            root,
+            &operation.selection_set.selections,
+        );
+        if operation.operation_type == OperationType::Mutation {
+            run.serial_roots = grouped.into_iter().collect();
+        } else {
+            self.plan_fields(0, grouped.into_iter().collect());
+        }
+    }
+
+    /// Plan the selected fields of an object: calls for mapped fields, and
+    /// the nested objects of the others.
+    fn plan_fields(&mut self, object: ObjectId, grouped: Vec<(Name, Vec<Node<Field>>)>) {
+        let gateway = self.gateway.clone();
+        let Some(run) = self.run.as_mut() else { return };
+        let Some(entry) = run.objects.get(object) else { return };
+        let type_name = entry.type_name.clone();
+        let source = entry.source.clone();
+        let Some(object_type) = gateway.schema.get_object(&type_name) else { return };
+        for (key, fields) in grouped {
+            let Some(first) = fields.first() else { continue };
+            let Some(definition) = object_type.fields.get(&first.name) else {
+                continue; // __typename and introspection: answered when the reply is built
+            };
+            if let Some((resolver, _)) = gateway.resolvers.find(&type_name, &first.name) {
+                let Some(run) = self.run.as_mut() else { return };
+                let args = argument_values(definition, first, &run.variables);
+                if let Some(entry) = run.objects.get_mut(object) {
+                    entry.fields.insert(key.clone(), Fetched::Pending);
+                }
+                let waiter = Waiter {
+                    object,
+                    key,
+                    ty: definition.ty.clone(),
+                    fields,
+                    resolver,
+                    batch_key: None,
+                };
+                self.plan_call(waiter, &args, &source);
+            } else if !is_leaf(&gateway, definition.ty.inner_named_type()) {
+                let value = source.get(first.name.as_str()).cloned().unwrap_or(JsonValue::Null);
+                let fetched = self.complete(&definition.ty, &value, &fields);
+                self.set_field(object, key, fetched);
+            }
+        }
+    }
+
+    fn set_field(&mut self, object: ObjectId, key: Name, fetched: Fetched) {
+        if let Some(entry) = self.run.as_mut().and_then(|r| r.objects.get_mut(object)) {
+            entry.fields.insert(key, fetched);
+        }
+    }
+
+    fn fail_field(&mut self, object: ObjectId, key: Name, failure: FieldFailure) {
+        let index = self.record(failure);
+        self.set_field(object, key, Fetched::Error(index));
+    }
+
+    fn record(&mut self, failure: FieldFailure) -> usize {
+        match self.run.as_mut() {
+            Some(run) => {
+                run.failures.push(failure);
+                run.failures.len() - 1
+            }
+            None => 0,
+        }
+    }
+
+    /// Render the call a field needs and queue it (or join an identical one).
+    fn plan_call(&mut self, mut waiter: Waiter, args: &JsonMap, parent: &JsonMap) {
+        let gateway = self.gateway.clone();
+        let Some(resolver) = gateway.resolvers.get(waiter.resolver) else { return };
+        let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else { return };
+        let values = Values { args, parent };
+        let path = match resolver.path.render(&values) {
+            Ok(path) => path,
+            Err(e) => {
+                let failure = FieldFailure::new(
+                    format!("cannot build the request to {}: {e}", upstream.name),
+                    "INVALID_FUNCTION_REQUEST",
+                );
+                return self.fail_field(waiter.object, waiter.key, failure);
+            }
+        };
+        let request = UpstreamRequest {
+            target: upstream.target.clone(),
+            upstream: upstream.name.clone(),
+            method: resolver.method.clone(),
+            path: format!("{}{path}", upstream.path_prefix),
+            authority: upstream.authority.clone(),
+            headers: Vec::new(),
+            body: resolver.body.as_ref().map(|b| b.render(&values)),
+            timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        let Some(run) = self.run.as_mut() else { return };
+        if let Some(batch) = &resolver.batch {
+            let key = lookup(parent, &batch.key).and_then(key_text);
+            match key {
+                Some(key) => {
+                    waiter.batch_key = Some(key);
+                    run.batches
+                        .entry((waiter.resolver, request.path.clone()))
+                        .or_default()
+                        .push(waiter);
+                }
+                None => {
+                    let (object, key) = (waiter.object, waiter.key);
+                    self.set_field(object, key, Fetched::Leaf(JsonValue::Null));
+                }
+            }
+            return;
+        }
+        Self::enqueue(run, request, waiter);
+    }
+
+    fn enqueue(run: &mut Run, request: UpstreamRequest, waiter: Waiter) {
+        if let Some(&id) = run.by_request.get(&request) {
+            if let Some(call) = run.calls.get_mut(id) {
+                match &mut call.state {
+                    CallState::Queued(waiters) | CallState::InFlight(waiters) => waiters.push(waiter),
+                    CallState::Done(result) => run.ready.push_back((waiter, result.clone())),
+                }
+                return;
+            }
+        }
+        let id = run.calls.len();
+        run.by_request.insert(request.clone(), id);
+        run.calls.push(Call {
+            request,
+            state: CallState::Queued(vec![waiter]),
+        });
+        run.outbox.push(id);
+    }
+
+    /// Turn the batches gathered while merging into one call each.
+    fn flush_batches(&mut self) {
+        let gateway = self.gateway.clone();
+        let Some(run) = self.run.as_mut() else { return };
+        for ((resolver_id, path), waiters) in std::mem::take(&mut run.batches) {
+            let Some(resolver) = gateway.resolvers.get(resolver_id) else { continue };
+            let Some(batch) = &resolver.batch else { continue };
+            let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else { continue };
+            let mut keys: Vec<&str> = Vec::new();
+            for key in waiters.iter().filter_map(|w| w.batch_key.as_deref()) {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            let encoded: Vec<String> = keys.iter().map(|k| encode_component(k)).collect();
+            let separator = encode_component(&batch.separator).replace("%2C", ",");
+            let request = UpstreamRequest {
+                target: upstream.target.clone(),
+                upstream: upstream.name.clone(),
+                method: resolver.method.clone(),
+                path: append_query(&path, &batch.param, &encoded.join(&separator)),
+                authority: upstream.authority.clone(),
+                headers: Vec::new(),
+                body: None,
+                timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
+            };
+            for waiter in waiters {
+                Self::enqueue(run, request.clone(), waiter);
+            }
+        }
+    }
+
+    /// Merge a call's result into the field that waited for it.
+    fn deliver(&mut self, waiter: Waiter, result: &CallResult) {
+        let value = match result.as_ref() {
+            Err(failure) => return self.fail_field(waiter.object, waiter.key, failure.clone()),
+            Ok(value) => value,
+        };
+        let selected = match &waiter.batch_key {
+            None => Ok(None),
+            Some(key) => self.select_batch_item(&waiter, key, value).map(Some),
+        };
+        let fetched = match selected {
+            Ok(None) => self.complete(&waiter.ty, value, &waiter.fields),
+            Ok(Some(item)) => self.complete(&waiter.ty, &item, &waiter.fields),
+            Err(failure) => Fetched::Error(self.record(failure)),
+        };
+        self.set_field(waiter.object, waiter.key, fetched);
+    }
+
+    /// A parent's share of a batched answer, matched by key, never by
+    /// position. A missing key gives null.
+    fn select_batch_item(&self, waiter: &Waiter, key: &str, answer: &JsonValue) -> Result<JsonValue, FieldFailure> {
+        let batch = self
+            .gateway
+            .resolvers
+            .get(waiter.resolver)
+            .and_then(|r| r.batch.as_ref());
+        let Some(batch) = batch else { return Ok(JsonValue::Null) };
+        match (&batch.item_key, answer) {
+            (None, JsonValue::Object(map)) => Ok(map.get(key).cloned().unwrap_or(JsonValue::Null)),
+            (Some(item_key), JsonValue::Array(items)) => {
+                let mut matching = items
+                    .iter()
+                    .filter(|item| {
+                        item.as_object()
+                            .and_then(|o| lookup(o, item_key))
+                            .and_then(key_text)
+                            .is_some_and(|k| k == key)
+                    })
+                    .cloned();
+                if waiter.ty.is_list() {
+                    Ok(JsonValue::Array(matching.collect()))
+                } else {
+                    Ok(matching.next().unwrap_or(JsonValue::Null))
+                }
+            }
+            (None, _) => Err(FieldFailure::bad_response("an object keyed by the batch keys")),
+            (Some(_), _) => Err(FieldFailure::bad_response("a list of items carrying the batch key")),
+        }
+    }
+
+    /// The spec's `CompleteValue()`, minus coercion and null propagation
+    /// (done when the reply is built): walk a function's JSON along the
+    /// field's type, creating objects and planning their fields.
+    fn complete(&mut self, ty: &Type, value: &JsonValue, fields: &[Node<Field>]) -> Fetched {
+        if value.is_null() {
+            return Fetched::Leaf(JsonValue::Null);
+        }
+        match ty {
+            Type::List(inner) | Type::NonNullList(inner) => match value {
+                JsonValue::Array(items) => {
+                    Fetched::List(items.iter().map(|item| self.complete(inner, item, fields)).collect())
+                }
+                _ => Fetched::Error(self.record(FieldFailure::bad_response("a list"))),
+            },
+            Type::Named(name) | Type::NonNullNamed(name) => {
+                if is_leaf(&self.gateway, name) {
+                    return Fetched::Leaf(value.clone());
+                }
+                let JsonValue::Object(map) = value else {
+                    return Fetched::Error(self.record(FieldFailure::bad_response("an object")));
+                };
+                let type_name = match self.concrete_type(name, map) {
+                    Ok(t) => t,
+                    Err(failure) => return Fetched::Error(self.record(failure)),
+                };
+                let Some(run) = self.run.as_mut() else { return Fetched::Leaf(JsonValue::Null) };
+                let id = run.objects.len();
+                run.objects.push(ObjectEntry {
+                    type_name: type_name.clone(),
+                    source: Rc::new(map.clone()),
+                    fields: HashMap::new(),
+                });
+                let document = run.document.clone();
+                let Some(object_type) = self.gateway.schema.get_object(&type_name) else {
+                    return Fetched::Object(id);
+                };
+                let selections: Vec<&Selection> = sub_selections(fields).collect();
+                let grouped = collect_fields(&self.gateway.schema, &document, &run.variables, object_type, selections);
+                self.plan_fields(id, grouped.into_iter().collect());
+                Fetched::Object(id)
+            }
+        }
+    }
+
+    /// The concrete object type of a function's JSON object.
+    fn concrete_type(&self, declared: &Name, object: &JsonMap) -> Result<Name, FieldFailure> {
+        let schema = &self.gateway.schema;
+        match schema.types.get(declared) {
+            Some(ExtendedType::Object(_)) => Ok(declared.clone()),
+            _ => {
+                let typename = object.get("__typename").and_then(|t| t.as_str());
+                match typename {
+                    Some(t) if schema.is_subtype(declared, t) => Name::new(t).map_err(|_| {
+                        FieldFailure::new(format!("`{t}` is not a type name"), "UPSTREAM_BAD_RESPONSE")
+                    }),
+                    Some(t) => Err(FieldFailure::new(
+                        format!("the function answered __typename `{t}`, which is not a possible type of {declared}"),
+                        "UPSTREAM_BAD_RESPONSE",
+                    )),
+                    None => Err(FieldFailure::new(
+                        format!("cannot decide the concrete type of {declared}: the function's object has no `__typename`"),
+                        "ABSTRACT_TYPE_UNRESOLVED",
+                    )),
+                }
+            }
+        }
+    }
+}
+
+fn is_leaf(gateway: &Gateway, name: &Name) -> bool {
+    gateway.schema.types.get(name).is_none_or(|t| t.is_leaf())
+}
+
+/// Follow a dotted key path into a JSON object.
+fn lookup<'a>(object: &'a JsonMap, path: &[String]) -> Option<&'a JsonValue> {
+    let (first, rest) = path.split_first()?;
+    let mut value = object.get(first.as_str())?;
+    for key in rest {
+        value = value.as_object()?.get(key.as_str())?;
+    }
+    Some(value)
+}
+
+/// A key value as text, for batching and matching (`1` and `"1"` match).
+fn key_text(value: &JsonValue) -> Option<String> {
+    match value {
+        JsonValue::String(s) => Some(s.as_str().to_string()),
+        JsonValue::Number(n) => Some(n.to_string()),
+        JsonValue::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A call's outcome as a JSON value or a field failure.
+fn interpret(request: &UpstreamRequest, outcome: CallOutcome) -> Result<JsonValue, FieldFailure> {
+    let upstream = request.upstream.as_str();
+    match outcome {
+        CallOutcome::Response { status, body } if (200..300).contains(&status) => {
+            serde_json::from_slice(&body).map_err(|e| {
+                FieldFailure::new(
+                    format!("function {upstream} answered with a body that is not JSON ({e})"),
+                    "UPSTREAM_BAD_RESPONSE",
+                )
+                .with_upstream(upstream)
+            })
+        }
+        CallOutcome::Response { status, .. } => Err(FieldFailure::new(
+            format!("function {upstream} answered HTTP {status}"),
+            "UPSTREAM_HTTP_ERROR",
+        )
+        .with_upstream(upstream)
+        .with("status", JsonValue::from(status))),
+        CallOutcome::Failed(CallFailure::Timeout) => Err(FieldFailure::new(
+            format!("function {upstream} did not answer in time"),
+            "UPSTREAM_TIMEOUT",
+        )
+        .with_upstream(upstream)),
+        CallOutcome::Failed(CallFailure::Unavailable(reason) | CallFailure::Rejected(reason)) => {
+            Err(FieldFailure::new(
+                format!("function {upstream} is unavailable: {reason}"),
+                "UPSTREAM_UNAVAILABLE",
+            )
+            .with_upstream(upstream))
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Planning: which fields an object contributes to the response (field
+//! collection, with fragments and `@skip`/`@include`), and the argument
+//! values a field's function is called with.
+
+use apollo_compiler::ast::Value;
+use apollo_compiler::executable::{Field, Selection};
+use apollo_compiler::schema::{ExtendedType, FieldDefinition, ObjectType};
+use apollo_compiler::{ExecutableDocument, Name, Node, Schema};
+use indexmap::IndexMap;
+use apollo_compiler::response::{JsonMap, JsonValue as Json};
+use serde_json::Number;
+use std::collections::HashSet;
+
+/// The fields of one object, grouped by response key (alias or name), in
+/// document order. Each group holds every selection of that key, whose
+/// sub-selections are merged.
+pub type GroupedFields = IndexMap<Name, Vec<Node<Field>>>;
+
+/// The spec's `CollectFields()` for a concrete object type.
+pub fn collect_fields<'a>(
+    schema: &Schema,
+    document: &'a ExecutableDocument,
+    variables: &JsonMap,
+    object_type: &ObjectType,
+    selections: impl IntoIterator<Item = &'a Selection>,
+) -> GroupedFields {
+    let mut grouped = GroupedFields::new();
+    let mut visited = HashSet::new();
+    collect_into(schema, document, variables, object_type, selections, &mut visited, &mut grouped);
+    grouped
+}
+
+fn collect_into<'a>(
+    schema: &Schema,
+    document: &'a ExecutableDocument,
+    variables: &JsonMap,
+    object_type: &ObjectType,
+    selections: impl IntoIterator<Item = &'a Selection>,
+    visited: &mut HashSet<Name>,
+    grouped: &mut GroupedFields,
+) {
+    for selection in selections {
+        if !is_included(selection, variables) {
+            continue;
+        }
+        match selection {
+            Selection::Field(field) => grouped
+                .entry(field.response_key().clone())
+                .or_default()
+                .push(field.clone()),
+            Selection::FragmentSpread(spread) => {
+                if !visited.insert(spread.fragment_name.clone()) {
+                    continue;
+                }
+                let Some(fragment) = document.fragments.get(&spread.fragment_name) else {
+                    continue;
+                };
+                if applies(schema, object_type, fragment.type_condition()) {
+                    let selections = &fragment.selection_set.selections;
+                    collect_into(schema, document, variables, object_type, selections, visited, grouped);
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                let applies = inline
+                    .type_condition
+                    .as_ref()
+                    .is_none_or(|c| applies(schema, object_type, c));
+                if applies {
+                    let selections = &inline.selection_set.selections;
+                    collect_into(schema, document, variables, object_type, selections, visited, grouped);
+                }
+            }
+        }
+    }
+}
+
+/// The spec's `DoesFragmentTypeApply()`.
+pub fn applies(schema: &Schema, object_type: &ObjectType, condition: &Name) -> bool {
+    match schema.types.get(condition) {
+        Some(ExtendedType::Object(_)) => *condition == object_type.name,
+        Some(ExtendedType::Interface(_)) => object_type.implements_interfaces.contains(condition),
+        Some(ExtendedType::Union(u)) => u.members.contains(&object_type.name),
+        _ => false,
+    }
+}
+
+fn is_included(selection: &Selection, variables: &JsonMap) -> bool {
+    let condition = |name: &str| -> Option<bool> {
+        let value = selection.directives().get(name)?.specified_argument_by_name("if")?;
+        match value.as_ref() {
+            Value::Boolean(b) => Some(*b),
+            Value::Variable(v) => variables.get(v.as_str())?.as_bool(),
+            _ => None,
+        }
+    };
+    !condition("skip").unwrap_or(false) && condition("include").unwrap_or(true)
+}
+
+/// The selections under every field of a group, in order: the merged
+/// sub-selection of a response key.
+pub fn sub_selections(fields: &[Node<Field>]) -> impl Iterator<Item = &Selection> {
+    fields.iter().flat_map(|f| f.selection_set.selections.iter())
+}
+
+/// The argument values of a field as JSON: literals, variables substituted
+/// (from already coerced variable values), defaults filled in. Arguments
+/// that are absent and have no default are left out.
+pub fn argument_values(
+    definition: &FieldDefinition,
+    field: &Field,
+    variables: &JsonMap,
+) -> JsonMap {
+    let mut out = JsonMap::new();
+    for argument in &definition.arguments {
+        let given = field
+            .arguments
+            .iter()
+            .find(|a| a.name == argument.name)
+            .and_then(|a| match a.value.as_ref() {
+                Value::Variable(v) => variables.get(v.as_str()).cloned(),
+                other => Some(to_json(other, variables)),
+            });
+        let value = given.or_else(|| argument.default_value.as_ref().map(|d| to_json(d, variables)));
+        if let Some(value) = value {
+            out.insert(argument.name.as_str(), value);
+        }
+    }
+    out
+}
+
+/// A GraphQL input value as JSON.
+pub fn to_json(value: &Value, variables: &JsonMap) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Enum(name) => Json::String(name.as_str().into()),
+        Value::Variable(v) => variables.get(v.as_str()).cloned().unwrap_or(Json::Null),
+        Value::String(s) => Json::String(s.as_str().into()),
+        Value::Float(f) => f
+            .try_to_f64()
+            .ok()
+            .and_then(Number::from_f64)
+            .map_or(Json::Null, Json::Number),
+        Value::Int(i) => match i.as_str().parse::<i64>() {
+            Ok(n) => Json::Number(n.into()),
+            Err(_) => i.try_to_f64().ok().and_then(Number::from_f64).map_or(Json::Null, Json::Number),
+        },
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::List(items) => Json::Array(items.iter().map(|i| to_json(i, variables)).collect()),
+        Value::Object(fields) => Json::Object(
+            fields
+                .iter()
+                .filter_map(|(k, v)| match v.as_ref() {
+                    // An input field given an absent variable is absent.
+                    Value::Variable(var) if !variables.contains_key(var.as_str()) => None,
+                    v => Some((k.as_str().into(), to_json(v, variables))),
+                })
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apollo_compiler::ExecutableDocument;
+    use serde_json::json;
+
+    const SDL: &str = "type Query { user(id: ID!, limit: Int = 10, tags: [String]): User }
+        interface Named { name: String } type User implements Named { id: ID name: String }";
+
+    fn setup(query: &str) -> (apollo_compiler::validation::Valid<Schema>, apollo_compiler::validation::Valid<ExecutableDocument>) {
+        let schema = Schema::parse_and_validate(SDL, "s.graphql").unwrap();
+        let doc = ExecutableDocument::parse_and_validate(&schema, query, "q.graphql").unwrap();
+        (schema, doc)
+    }
+
+    fn keys(query: &str, variables: serde_json::Value, type_name: &str) -> Vec<String> {
+        let (schema, doc) = setup(query);
+        let op = doc.operations.get(None).unwrap();
+        let vars = Json::from(variables).as_object().cloned().unwrap_or_default();
+        let root = schema.get_object("Query").unwrap();
+        let grouped = collect_fields(&schema, &doc, &vars, root, &op.selection_set.selections);
+        let user = grouped.values().next().unwrap();
+        let object = schema.get_object(type_name).unwrap();
+        collect_fields(&schema, &doc, &vars, object, sub_selections(user))
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn collects_fragments_aliases_and_conditions() {
+        let q = "query($s: Boolean!) { user(id: 1) { id ...F n: name @skip(if: $s) ... on Named { name } } }
+                 fragment F on User { id name @include(if: false) }";
+        assert_eq!(keys(q, json!({"s": true}), "User"), ["id", "name"]);
+        assert_eq!(keys(q, json!({"s": false}), "User"), ["id", "n", "name"]);
+    }
+
+    #[test]
+    fn arguments_use_variables_and_defaults() {
+        let (schema, doc) = setup("query($id: ID!, $t: String) { user(id: $id, tags: [\"a\", $t]) { id } }");
+        let op = doc.operations.get(None).unwrap();
+        let Some(Selection::Field(field)) = op.selection_set.selections.first() else { panic!() };
+        let def = schema.type_field("Query", "user").unwrap();
+        let vars = Json::from(json!({"id": "7", "t": "b"})).as_object().cloned().unwrap();
+        assert_eq!(
+            Json::Object(argument_values(def, field, &vars)),
+            Json::from(json!({"id": "7", "limit": 10, "tags": ["a", "b"]}))
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! The configured GraphQL schema: the `@http` mapping directive, the
+//! resolvers it declares, and the client-facing schema without it.
+
+use crate::config::ConfigError;
+use crate::template::{BodyTemplate, PathTemplate, Source};
+use apollo_compiler::ast::Value;
+use apollo_compiler::schema::{Component, ExtendedType, FieldDefinition};
+use apollo_compiler::validation::{DiagnosticList, Valid};
+use apollo_compiler::{Name, Node, Schema};
+use std::collections::HashMap;
+
+/// Definitions the filter adds in front of the configured SDL, so that the
+/// schema can use `@http` without declaring it. They are removed from the
+/// client-facing schema (validation and introspection never see them).
+pub const PRELUDE: &str = r#"
+"Resolve this field by calling a function over HTTP."
+directive @http(
+  "Name of an entry in the configuration's `upstreams` table."
+  upstream: String!
+  "HTTP method."
+  method: String = "GET"
+  "Path and query template, e.g. `/user-profile?id={args.id}`."
+  path: String!
+  "JSON body template, e.g. `{\"order\": \"{args.input}\"}`."
+  body: String
+  "Batch the calls a list of parents would make into one call."
+  batch: HttpBatch
+) on FIELD_DEFINITION
+
+"How a field whose function accepts many keys at once is batched."
+input HttpBatch {
+  "The parent object's key whose values are sent together, e.g. `id`."
+  key: String!
+  "The query parameter that carries the keys."
+  param: String!
+  "What joins the keys in that parameter."
+  separator: String = ","
+  "When the function answers a list: the item key holding the parent's key. When absent the answer must be an object keyed by the parent's key."
+  itemKey: String
+}
+"#;
+
+const DIRECTIVE: &str = "http";
+const BATCH_INPUT: &str = "HttpBatch";
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// Identifies a resolver inside [`Resolvers`].
+pub type ResolverId = usize;
+
+/// How one schema field is resolved by a function call.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    /// `Type.field`, for messages.
+    pub coordinate: String,
+    /// The upstream's name in the configuration.
+    pub upstream: String,
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Path and query template.
+    pub path: PathTemplate,
+    /// JSON body template, if any.
+    pub body: Option<BodyTemplate>,
+    /// Batch form, if the function accepts many keys at once.
+    pub batch: Option<Batch>,
+}
+
+/// The batch form of a resolver: one call for many parents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The key of the parent object whose values are sent (a dotted path).
+    pub key: Vec<String>,
+    /// The query parameter carrying the keys.
+    pub param: String,
+    /// What joins the keys.
+    pub separator: String,
+    /// For list answers: the item key that holds a parent's key. `None`: the
+    /// answer is an object keyed by the parent's key.
+    pub item_key: Option<Vec<String>>,
+}
+
+/// All resolvers of a schema, looked up by type and field name.
+#[derive(Debug, Clone, Default)]
+pub struct Resolvers {
+    list: Vec<Resolver>,
+    by_field: HashMap<(Name, Name), ResolverId>,
+}
+
+impl Resolvers {
+    /// The resolver of `type_name.field_name`, if that field has `@http`.
+    pub fn find(&self, type_name: &Name, field_name: &Name) -> Option<(ResolverId, &Resolver)> {
+        let id = *self.by_field.get(&(type_name.clone(), field_name.clone()))?;
+        Some((id, self.list.get(id)?))
+    }
+
+    /// A resolver by id.
+    pub fn get(&self, id: ResolverId) -> Option<&Resolver> {
+        self.list.get(id)
+    }
+
+    /// How many fields are mapped to functions.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// True when no field is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+/// The result of loading the configured SDL.
+#[derive(Debug)]
+pub struct LoadedSchema {
+    /// The schema clients see: the configured one without `@http`.
+    pub api: Valid<Schema>,
+    /// The field-to-function mapping.
+    pub resolvers: Resolvers,
+    /// Problems that do not stop the configuration from loading.
+    pub warnings: Vec<String>,
+}
+
+/// Parse and validate the SDL, extract its resolvers and check them against
+/// the upstream names the configuration declares.
+pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> {
+    let full = Schema::builder()
+        .parse(PRELUDE, "graphql-aggregator-prelude.graphql")
+        .parse(sdl, "schema.graphql")
+        .build()
+        .map_err(|e| ConfigError::Schema(diagnostics(&e.errors)))?
+        .validate()
+        .map_err(|e| ConfigError::Schema(diagnostics(&e.errors)))?;
+    let mut resolvers = Resolvers::default();
+    let mut warnings = Vec::new();
+    let roots: Vec<Name> = full
+        .schema_definition
+        .iter_root_operations()
+        .map(|(_, name)| name.name.clone())
+        .collect();
+    if full.schema_definition.query.is_none() {
+        return Err(ConfigError::Schema("the schema has no Query type".into()));
+    }
+    for (type_name, ty) in &full.types {
+        let fields = match ty {
+            ExtendedType::Object(o) => &o.fields,
+            ExtendedType::Interface(i) => &i.fields,
+            _ => continue,
+        };
+        let is_root = roots.contains(type_name);
+        for (field_name, field) in fields {
+            let coordinate = format!("{type_name}.{field_name}");
+            let at = location(&full, field);
+            match field.directives.get(DIRECTIVE) {
+                Some(directive) => {
+                    if ty.is_interface() {
+                        return Err(ConfigError::Field {
+                            coordinate,
+                            at,
+                            problem: "@http belongs on the fields of object types, not interfaces"
+                                .into(),
+                        });
+                    }
+                    let resolver = resolver(&coordinate, field, directive, is_root, upstreams)
+                        .map_err(|problem| ConfigError::Field {
+                            coordinate: coordinate.clone(),
+                            at: at.clone(),
+                            problem,
+                        })?;
+                    resolvers
+                        .by_field
+                        .insert((type_name.clone(), field_name.clone()), resolvers.list.len());
+                    resolvers.list.push(resolver);
+                }
+                None if is_root && field.ty.is_non_null() => {
+                    return Err(ConfigError::Field {
+                        coordinate,
+                        at,
+                        problem: "a non-null root field needs an @http directive: \
+                                  root fields have no parent object to read from"
+                            .into(),
+                    })
+                }
+                None if is_root => warnings.push(format!(
+                    "{coordinate}{at} has no @http directive and will always be null"
+                )),
+                None => {}
+            }
+        }
+    }
+    let api = api_schema(full.into_inner())?;
+    Ok(LoadedSchema {
+        api,
+        resolvers,
+        warnings,
+    })
+}
+
+fn diagnostics(list: &DiagnosticList) -> String {
+    list.iter()
+        .map(|d| {
+            let json = d.to_json();
+            match json.locations.first() {
+                Some(l) => format!("{} (line {}, column {})", json.message, l.line, l.column),
+                None => json.message,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn location(schema: &Schema, field: &Component<FieldDefinition>) -> String {
+    field
+        .location()
+        .and_then(|span| span.line_column(&schema.sources))
+        .map(|lc| format!(" (line {}, column {})", lc.line, lc.column))
+        .unwrap_or_default()
+}
+
+fn string_arg(directive: &apollo_compiler::ast::Directive, name: &str) -> Option<String> {
+    directive
+        .specified_argument_by_name(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
+fn resolver(
+    coordinate: &str,
+    field: &FieldDefinition,
+    directive: &apollo_compiler::ast::Directive,
+    is_root: bool,
+    upstreams: &[&str],
+) -> Result<Resolver, String> {
+    let upstream = string_arg(directive, "upstream").unwrap_or_default();
+    if !upstreams.contains(&upstream.as_str()) {
+        return Err(format!(
+            "@http names upstream {upstream:?}, which is not in the configuration's `upstreams` \
+             (known: {})",
+            upstreams.join(", ")
+        ));
+    }
+    let method = string_arg(directive, "method")
+        .unwrap_or_else(|| "GET".to_string())
+        .to_ascii_uppercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(format!("method {method:?} is not one of {}", METHODS.join(", ")));
+    }
+    let path_text = string_arg(directive, "path").unwrap_or_default();
+    let path = PathTemplate::parse(&path_text).map_err(|e| e.to_string())?;
+    let body = string_arg(directive, "body")
+        .map(|b| BodyTemplate::parse(&b))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let batch = match directive.specified_argument_by_name("batch").map(|v| v.as_ref()) {
+        Some(Value::Object(entries)) => Some(batch(entries)?),
+        _ => None,
+    };
+    let sources = path
+        .sources()
+        .chain(body.iter().flat_map(|b| b.sources()));
+    for source in sources {
+        match source {
+            Source::Argument(p) => {
+                let name = p.first().map(String::as_str).unwrap_or_default();
+                if !field.arguments.iter().any(|a| a.name == name) {
+                    return Err(format!(
+                        "template uses {source} but the field has no argument `{name}`"
+                    ));
+                }
+            }
+            Source::Parent(_) if is_root => {
+                return Err(format!("template uses {source} but a root field has no parent"))
+            }
+            Source::Parent(_) if batch.is_some() => {
+                return Err(format!(
+                    "template uses {source} in a batched field; the batch key is sent instead"
+                ))
+            }
+            Source::Parent(_) => {}
+        }
+    }
+    if batch.is_some() && is_root {
+        return Err("a root field cannot be batched: it has no parents".into());
+    }
+    Ok(Resolver {
+        coordinate: coordinate.to_string(),
+        upstream,
+        method,
+        path,
+        body,
+        batch,
+    })
+}
+
+fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
+    let get = |name: &str| {
+        entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_str())
+            .map(str::to_string)
+    };
+    let dotted = |text: String| -> Result<Vec<String>, String> {
+        let parts: Vec<String> = text.split('.').map(str::to_string).collect();
+        if parts.iter().any(String::is_empty) {
+            return Err(format!("batch key {text:?} is not a dotted key path"));
+        }
+        Ok(parts)
+    };
+    let key = dotted(get("key").unwrap_or_default())?;
+    let param = get("param").unwrap_or_default();
+    if param.is_empty() || !param.chars().all(|c| c.is_ascii_alphanumeric() || "-_.[]".contains(c)) {
+        return Err(format!("batch param {param:?} is not a plain query parameter name"));
+    }
+    Ok(Batch {
+        key,
+        param,
+        separator: get("separator").unwrap_or_else(|| ",".to_string()),
+        item_key: get("itemKey").map(dotted).transpose()?,
+    })
+}
+
+/// The schema clients see: the prelude's definitions and every `@http`
+/// application removed.
+fn api_schema(mut schema: Schema) -> Result<Valid<Schema>, ConfigError> {
+    schema.directive_definitions.shift_remove(DIRECTIVE);
+    schema.types.shift_remove(BATCH_INPUT);
+    for ty in schema.types.values_mut() {
+        let fields = match ty {
+            ExtendedType::Object(o) => &mut o.make_mut().fields,
+            ExtendedType::Interface(i) => &mut i.make_mut().fields,
+            _ => continue,
+        };
+        for field in fields.values_mut() {
+            if field.directives.has(DIRECTIVE) {
+                field.make_mut().directives.0.retain(|d| d.name != DIRECTIVE);
+            }
+        }
+    }
+    schema
+        .validate()
+        .map_err(|e| ConfigError::Schema(diagnostics(&e.errors)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDL: &str = r#"
+        type Query { user(id: ID!): User @http(upstream: "profile", path: "/user-profile?id={args.id}") }
+        type User { id: ID! name: String
+          orders: [Order] @http(upstream: "orders", path: "/user-orders-batch", batch: {key: "id", param: "ids"}) }
+        type Order { id: ID! amount: Float }
+    "#;
+
+    #[test]
+    fn extracts_resolvers_and_strips_the_directive() {
+        let loaded = load(SDL, &["profile", "orders"]).unwrap();
+        assert_eq!(loaded.resolvers.len(), 2);
+        let (_, orders) = loaded
+            .resolvers
+            .find(&Name::new("User").unwrap(), &Name::new("orders").unwrap())
+            .unwrap();
+        assert_eq!(orders.batch.as_ref().unwrap().param, "ids");
+        let printed = loaded.api.to_string();
+        assert!(!printed.contains("@http"), "{printed}");
+        assert!(!printed.contains("HttpBatch"), "{printed}");
+    }
+
+    fn problem(sdl: &str) -> String {
+        load(sdl, &["profile", "orders"]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn names_the_field_and_the_problem() {
+        let e = problem(r#"type Query { a: String @http(upstream: "nope", path: "/a") }"#);
+        assert!(e.contains("Query.a") && e.contains("\"nope\"") && e.contains("line 1"), "{e}");
+        let e = problem(r#"type Query { a(id: ID): String @http(upstream: "profile", path: "/a?x={args.other}") }"#);
+        assert!(e.contains("no argument `other`"), "{e}");
+        let e = problem(r#"type Query { a: String! }"#);
+        assert!(e.contains("Query.a") && e.contains("non-null root field"), "{e}");
+        let e = problem(r#"type Query { a: String @http(upstream: "profile", path: "/a?x={parent.id}") }"#);
+        assert!(e.contains("root field has no parent"), "{e}");
+        let e = problem("type Query { a: Strin }");
+        assert!(e.contains("Strin"), "{e}");
+    }
+
+    #[test]
+    fn nullable_root_field_without_directive_is_a_warning() {
+        let loaded = load("type Query { a: String }", &[]).unwrap();
+        assert_eq!(loaded.warnings.len(), 1);
+    }
+}

@@ -1,0 +1,505 @@
+//! Request templates: how a field's arguments and its parent object become a
+//! function call's path, query string and JSON body.
+//!
+//! A template names values with placeholders in braces:
+//!
+//! * `{args.id}`: the field's (coerced) argument `id`; `{args.input.name}`
+//!   reads into an input object;
+//! * `{parent.id}`: the key `id` of the parent object as the parent's function
+//!   returned it (raw JSON, so keys the schema does not expose work too).
+//!
+//! Every substituted value is percent-encoded, so an argument can never add a
+//! path segment, a query parameter or a fragment.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use apollo_compiler::response::{JsonMap, JsonValue as Value};
+use std::fmt;
+
+/// Characters left as they are in a substituted value: RFC 3986 unreserved
+/// characters except `.` (so that `..` can never name a parent directory).
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+
+/// Where a placeholder reads its value from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `{args.name.sub}`: a field argument, then keys inside it.
+    Argument(Vec<String>),
+    /// `{parent.key.sub}`: a key of the parent object's JSON, then keys inside it.
+    Parent(Vec<String>),
+}
+
+impl Source {
+    /// Parse the inside of a placeholder, e.g. `args.id`.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let mut parts = text.trim().split('.').map(str::to_string);
+        let root = parts.next().unwrap_or_default();
+        let path: Vec<String> = parts.collect();
+        if path.is_empty() || path.iter().any(String::is_empty) {
+            return Err(TemplateError::BadPlaceholder(text.to_string()));
+        }
+        match root.as_str() {
+            "args" => Ok(Source::Argument(path)),
+            "parent" => Ok(Source::Parent(path)),
+            _ => Err(TemplateError::BadPlaceholder(text.to_string())),
+        }
+    }
+
+    /// Look the value up; `None` when absent or null.
+    pub fn lookup<'a>(&self, values: &Values<'a>) -> Option<&'a Value> {
+        let (root, path) = match self {
+            Source::Argument(path) => (values.args, path),
+            Source::Parent(path) => (values.parent, path),
+        };
+        let (first, rest) = path.split_first()?;
+        let mut value = root.get(first.as_str())?;
+        for key in rest {
+            value = value.as_object()?.get(key.as_str())?;
+        }
+        (!value.is_null()).then_some(value)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Argument(path) => write!(f, "{{args.{}}}", path.join(".")),
+            Source::Parent(path) => write!(f, "{{parent.{}}}", path.join(".")),
+        }
+    }
+}
+
+/// The values a template is rendered with.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    /// The field's coerced arguments.
+    pub args: &'a JsonMap,
+    /// The parent object's JSON (empty for root fields).
+    pub parent: &'a JsonMap,
+}
+
+/// A template that cannot be used, found when the configuration is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateError {
+    /// A `{...}` that is not `args.<name>` or `parent.<key>`.
+    BadPlaceholder(String),
+    /// A `{` without its `}` or the reverse.
+    UnbalancedBrace(String),
+    /// A character that is not allowed unencoded in a path or query string.
+    BadCharacter {
+        /// The template text.
+        template: String,
+        /// The offending character.
+        character: char,
+    },
+    /// The path does not start with `/`.
+    RelativePath(String),
+    /// The JSON body template is not valid JSON.
+    BadBody(String),
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TemplateError::BadPlaceholder(p) => write!(
+                f,
+                "placeholder `{{{p}}}` must be `{{args.<argument>}}` or `{{parent.<key>}}`"
+            ),
+            TemplateError::UnbalancedBrace(t) => write!(f, "unbalanced `{{` or `}}` in `{t}`"),
+            TemplateError::BadCharacter {
+                template,
+                character,
+            } => write!(
+                f,
+                "character {character:?} is not allowed in `{template}`; percent-encode it"
+            ),
+            TemplateError::RelativePath(t) => write!(f, "path `{t}` must start with `/`"),
+            TemplateError::BadBody(e) => write!(f, "body template is not valid JSON: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// A value could not be rendered into a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderError {
+    /// A value a path needs is absent or null.
+    Missing(Source),
+    /// A path value that would change the path's meaning (`.` or `..`).
+    DotSegment(Source),
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RenderError::Missing(s) => write!(f, "no value for {s}, which the request path needs"),
+            RenderError::DotSegment(s) => {
+                write!(f, "value of {s} may not be `.` or `..` in a request path")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// Literal text or a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    Value(Source),
+}
+
+fn parse_pieces(text: &str, template: &str) -> Result<Vec<Piece>, TemplateError> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let (literal, after) = rest.split_at(open);
+        if literal.contains('}') {
+            return Err(TemplateError::UnbalancedBrace(template.to_string()));
+        }
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(literal.to_string()));
+        }
+        let after = after.get(1..).unwrap_or_default();
+        let close = after
+            .find('}')
+            .ok_or_else(|| TemplateError::UnbalancedBrace(template.to_string()))?;
+        let (inside, tail) = after.split_at(close);
+        if inside.contains('{') {
+            return Err(TemplateError::UnbalancedBrace(template.to_string()));
+        }
+        pieces.push(Piece::Value(Source::parse(inside)?));
+        rest = tail.get(1..).unwrap_or_default();
+    }
+    if rest.contains('}') {
+        return Err(TemplateError::UnbalancedBrace(template.to_string()));
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Literal(rest.to_string()));
+    }
+    Ok(pieces)
+}
+
+fn check_literals(pieces: &[Piece], template: &str, extra: &[char]) -> Result<(), TemplateError> {
+    for piece in pieces {
+        if let Piece::Literal(text) = piece {
+            let bad = text.chars().find(|c| {
+                !(c.is_ascii_alphanumeric() || "-._~!$'()*+,;:@%".contains(*c) || extra.contains(c))
+            });
+            if let Some(character) = bad {
+                return Err(TemplateError::BadCharacter {
+                    template: template.to_string(),
+                    character,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sources(pieces: &[Piece]) -> impl Iterator<Item = &Source> {
+    pieces.iter().filter_map(|p| match p {
+        Piece::Value(s) => Some(s),
+        Piece::Literal(_) => None,
+    })
+}
+
+/// The text a scalar contributes to a URL, before encoding.
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.as_str().to_string(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Percent-encode one value for a path segment or a query parameter.
+pub fn encode_component(text: &str) -> String {
+    utf8_percent_encode(text, COMPONENT).to_string()
+}
+
+/// Append `name=value` to a rendered path; `value` must already be encoded.
+pub fn append_query(path: &str, name: &str, encoded_value: &str) -> String {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{separator}{}={encoded_value}", encode_component(name))
+}
+
+/// A path-and-query template such as `/users/{args.id}/orders?limit={args.limit}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    path: Vec<Piece>,
+    query: Vec<(String, Vec<Piece>)>,
+}
+
+impl PathTemplate {
+    /// Parse and check a template.
+    pub fn parse(template: &str) -> Result<Self, TemplateError> {
+        let (path_text, query_text) = match template.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (template, None),
+        };
+        if !path_text.starts_with('/') {
+            return Err(TemplateError::RelativePath(template.to_string()));
+        }
+        let path = parse_pieces(path_text, template)?;
+        check_literals(&path, template, &['/', '='])?;
+        let mut query = Vec::new();
+        for pair in query_text.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name_pieces = parse_pieces(name, template)?;
+            if sources(&name_pieces).next().is_some() {
+                return Err(TemplateError::BadPlaceholder(format!(
+                    "{name} (query parameter names cannot be placeholders)"
+                )));
+            }
+            check_literals(&name_pieces, template, &[])?;
+            let value_pieces = parse_pieces(value, template)?;
+            check_literals(&value_pieces, template, &['/', '?'])?;
+            query.push((name.to_string(), value_pieces));
+        }
+        Ok(PathTemplate { path, query })
+    }
+
+    /// Every placeholder in the template.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        sources(&self.path).chain(self.query.iter().flat_map(|(_, v)| sources(v)))
+    }
+
+    /// Render the path and query string.
+    pub fn render(&self, values: &Values<'_>) -> Result<String, RenderError> {
+        let mut out = String::new();
+        for piece in &self.path {
+            match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Value(source) => {
+                    let value = source
+                        .lookup(values)
+                        .ok_or_else(|| RenderError::Missing(source.clone()))?;
+                    let text = scalar_text(value);
+                    if text == "." || text == ".." || text.is_empty() {
+                        return Err(RenderError::DotSegment(source.clone()));
+                    }
+                    out.extend(utf8_percent_encode(&text, COMPONENT));
+                }
+            }
+        }
+        let mut separator = '?';
+        let mut push_pair = |out: &mut String, name: &str, value: &str| {
+            out.push(separator);
+            separator = '&';
+            out.push_str(name);
+            out.push('=');
+            out.push_str(value);
+        };
+        for (name, pieces) in &self.query {
+            if let [Piece::Value(source)] = pieces.as_slice() {
+                match source.lookup(values) {
+                    None => {}
+                    Some(Value::Array(items)) => {
+                        for item in items.iter().filter(|i| !i.is_null()) {
+                            let text = utf8_percent_encode(&scalar_text(item), COMPONENT).to_string();
+                            push_pair(&mut out, name, &text);
+                        }
+                    }
+                    Some(value) => {
+                        let text = utf8_percent_encode(&scalar_text(value), COMPONENT).to_string();
+                        push_pair(&mut out, name, &text);
+                    }
+                }
+                continue;
+            }
+            let mut text = String::new();
+            for piece in pieces {
+                match piece {
+                    Piece::Literal(literal) => text.push_str(literal),
+                    Piece::Value(source) => {
+                        let value = source.lookup(values).map(scalar_text).unwrap_or_default();
+                        text.extend(utf8_percent_encode(&value, COMPONENT));
+                    }
+                }
+            }
+            push_pair(&mut out, name, &text);
+        }
+        Ok(out)
+    }
+}
+
+/// A JSON body template. String leaves that are exactly one placeholder
+/// (`"{args.input}"`) are replaced by the value as JSON (objects, lists and
+/// numbers keep their type; absent values become `null`); placeholders inside
+/// longer strings are interpolated as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyTemplate {
+    root: BodyNode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BodyNode {
+    Literal(Value),
+    Whole(Source),
+    Text(Vec<Piece>),
+    Array(Vec<BodyNode>),
+    Object(Vec<(String, BodyNode)>),
+}
+
+impl BodyTemplate {
+    /// Parse a JSON body template.
+    pub fn parse(template: &str) -> Result<Self, TemplateError> {
+        let json: Value =
+            serde_json::from_str::<Value>(template).map_err(|e| TemplateError::BadBody(e.to_string()))?;
+        Ok(BodyTemplate {
+            root: Self::node(json)?,
+        })
+    }
+
+    fn node(value: Value) -> Result<BodyNode, TemplateError> {
+        Ok(match value {
+            Value::String(text) => {
+                let text = text.as_str().to_string();
+                let pieces = parse_pieces(&text, &text)?;
+                match pieces.as_slice() {
+                    [Piece::Value(source)] => BodyNode::Whole(source.clone()),
+                    _ if sources(&pieces).next().is_none() => BodyNode::Literal(Value::String(text.into())),
+                    _ => BodyNode::Text(pieces),
+                }
+            }
+            Value::Array(items) => {
+                BodyNode::Array(items.into_iter().map(Self::node).collect::<Result<_, _>>()?)
+            }
+            Value::Object(map) => BodyNode::Object(
+                map.into_iter()
+                    .map(|(k, v)| Ok((k.as_str().to_string(), Self::node(v)?)))
+                    .collect::<Result<_, TemplateError>>()?,
+            ),
+            other => BodyNode::Literal(other),
+        })
+    }
+
+    /// Every placeholder in the template.
+    pub fn sources(&self) -> Vec<&Source> {
+        fn walk<'a>(node: &'a BodyNode, out: &mut Vec<&'a Source>) {
+            match node {
+                BodyNode::Literal(_) => {}
+                BodyNode::Whole(s) => out.push(s),
+                BodyNode::Text(pieces) => out.extend(sources(pieces)),
+                BodyNode::Array(items) => items.iter().for_each(|i| walk(i, out)),
+                BodyNode::Object(entries) => entries.iter().for_each(|(_, v)| walk(v, out)),
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
+
+    /// Render the body as JSON bytes.
+    pub fn render(&self, values: &Values<'_>) -> Vec<u8> {
+        fn walk(node: &BodyNode, values: &Values<'_>) -> Value {
+            match node {
+                BodyNode::Literal(v) => v.clone(),
+                BodyNode::Whole(s) => s.lookup(values).cloned().unwrap_or(Value::Null),
+                BodyNode::Text(pieces) => Value::String(
+                    pieces
+                        .iter()
+                        .map(|p| match p {
+                            Piece::Literal(t) => t.clone(),
+                            Piece::Value(s) => s.lookup(values).map(scalar_text).unwrap_or_default(),
+                        })
+                        .collect::<String>()
+                        .into(),
+                ),
+                BodyNode::Array(items) => Value::Array(items.iter().map(|i| walk(i, values)).collect()),
+                BodyNode::Object(entries) => Value::Object(
+                    entries
+                        .iter()
+                        .map(|(k, v)| (k.as_str().into(), walk(v, values)))
+                        .collect(),
+                ),
+            }
+        }
+        walk(&self.root, values).to_string().into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: serde_json::Value) -> JsonMap {
+        Value::from(v).as_object().cloned().unwrap_or_default()
+    }
+
+    fn render(template: &str, args: serde_json::Value, parent: serde_json::Value) -> Result<String, RenderError> {
+        let (args, parent) = (map(args), map(parent));
+        PathTemplate::parse(template)
+            .unwrap()
+            .render(&Values { args: &args, parent: &parent })
+    }
+
+    #[test]
+    fn substitutes_arguments_and_parent_keys() {
+        assert_eq!(
+            render("/user-profile?id={args.id}", json!({"id": "1"}), json!({})).unwrap(),
+            "/user-profile?id=1"
+        );
+        assert_eq!(
+            render("/users/{parent.id}/orders", json!({}), json!({"id": 7})).unwrap(),
+            "/users/7/orders"
+        );
+    }
+
+    #[test]
+    fn encodes_values_so_they_cannot_change_the_url() {
+        assert_eq!(
+            render("/u?id={args.id}", json!({"id": "../admin?x=1&y=2"}), json!({})).unwrap(),
+            "/u?id=%2E%2E%2Fadmin%3Fx%3D1%26y%3D2"
+        );
+        assert_eq!(
+            render("/u/{args.id}", json!({"id": "a/b c"}), json!({})).unwrap(),
+            "/u/a%2Fb%20c"
+        );
+        assert_eq!(
+            render("/u/{args.id}", json!({"id": ".."}), json!({})),
+            Err(RenderError::DotSegment(Source::Argument(vec!["id".into()])))
+        );
+    }
+
+    #[test]
+    fn absent_query_values_are_left_out_and_lists_repeat() {
+        assert_eq!(
+            render("/o?limit={args.limit}&a=1", json!({}), json!({})).unwrap(),
+            "/o?a=1"
+        );
+        assert_eq!(
+            render("/o?id={args.ids}", json!({"ids": ["1", "2"]}), json!({})).unwrap(),
+            "/o?id=1&id=2"
+        );
+        assert_eq!(
+            render("/u/{args.id}", json!({}), json!({})),
+            Err(RenderError::Missing(Source::Argument(vec!["id".into()])))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_templates() {
+        assert!(matches!(PathTemplate::parse("/u/{id}"), Err(TemplateError::BadPlaceholder(_))));
+        assert!(matches!(PathTemplate::parse("/u/{args.id"), Err(TemplateError::UnbalancedBrace(_))));
+        assert!(matches!(PathTemplate::parse("u"), Err(TemplateError::RelativePath(_))));
+        assert!(matches!(
+            PathTemplate::parse("/a b"),
+            Err(TemplateError::BadCharacter { character: ' ', .. })
+        ));
+    }
+
+    #[test]
+    fn body_keeps_json_types_and_interpolates_text() {
+        let template =
+            BodyTemplate::parse(r#"{"order": "{args.input}", "note": "for {args.user}", "n": 1}"#).unwrap();
+        let args = map(json!({"input": {"amount": 9.5}, "user": "Al"}));
+        let body = template.render(&Values { args: &args, parent: &JsonMap::new() });
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            json!({"order": {"amount": 9.5}, "note": "for Al", "n": 1})
+        );
+    }
+}

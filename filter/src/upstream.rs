@@ -1,0 +1,132 @@
+//! Upstreams (the functions the filter may call), the requests it sends them
+//! and the outcomes it gets back.
+
+use std::time::Duration;
+
+/// The default time a function call may take before it is abandoned.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A function endpoint named in the configuration's `upstreams` table.
+///
+/// Only upstreams listed in the configuration can ever be called: a schema
+/// directive names an upstream, never an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The name the schema's `@http(upstream: ...)` refers to.
+    pub name: String,
+    /// What `dispatch_http_call` is given: an Envoy cluster name, or
+    /// `host:port` on Kong.
+    pub target: String,
+    /// The `:authority` (Host) sent with every call.
+    pub authority: String,
+    /// Prepended to every path, e.g. `/function/user-profile` behind an
+    /// OpenFaaS gateway. Empty when the function is called directly.
+    pub path_prefix: String,
+    /// How long one call may take.
+    pub timeout: Duration,
+}
+
+/// One HTTP request to a function, fully rendered and ready to dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UpstreamRequest {
+    /// The dispatch target (cluster name or `host:port`).
+    pub target: String,
+    /// The upstream's name, for logs and errors.
+    pub upstream: String,
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Path and query string, already percent-encoded.
+    pub path: String,
+    /// The `:authority` to send.
+    pub authority: String,
+    /// Extra headers (never pseudo-headers).
+    pub headers: Vec<(String, String)>,
+    /// JSON body, for methods that carry one.
+    pub body: Option<Vec<u8>>,
+    /// Call timeout in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl UpstreamRequest {
+    /// All headers to hand to the host, pseudo-headers first.
+    pub fn host_headers(&self) -> Vec<(&str, &str)> {
+        let mut headers = vec![
+            (":method", self.method.as_str()),
+            (":path", self.path.as_str()),
+            (":authority", self.authority.as_str()),
+        ];
+        if self.body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        headers.push(("accept", "application/json"));
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        headers
+    }
+}
+
+/// How a function call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The function answered (any status).
+    Response {
+        /// HTTP status code.
+        status: u16,
+        /// Response body.
+        body: Vec<u8>,
+    },
+    /// The call never produced an answer.
+    Failed(CallFailure),
+}
+
+impl CallOutcome {
+    /// A function answer with this status and body.
+    pub fn response(status: u16, body: Vec<u8>) -> Self {
+        CallOutcome::Response { status, body }
+    }
+}
+
+/// Why a call produced no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallFailure {
+    /// The host gave up waiting.
+    Timeout,
+    /// The connection failed (refused, reset, DNS, TLS...). The text is the
+    /// host's own reason when it gives one.
+    Unavailable(String),
+    /// The host refused to dispatch the call at all (unknown cluster, bad
+    /// header...). The text says which host call failed and how.
+    Rejected(String),
+}
+
+impl CallFailure {
+    /// Classify a call the host answered without a `:status`, using Kong's
+    /// `:dispatch_status` pseudo-header when present.
+    pub fn from_dispatch_status(dispatch_status: Option<&str>) -> Self {
+        match dispatch_status {
+            Some(s) if s.contains("timeout") => CallFailure::Timeout,
+            Some(s) => CallFailure::Unavailable(s.to_string()),
+            None => CallFailure::Unavailable("connection failed or reset".to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kong_dispatch_status_is_classified() {
+        assert_eq!(
+            CallFailure::from_dispatch_status(Some("timeout")),
+            CallFailure::Timeout
+        );
+        assert_eq!(
+            CallFailure::from_dispatch_status(Some("broken connection")),
+            CallFailure::Unavailable("broken connection".into())
+        );
+        assert!(matches!(
+            CallFailure::from_dispatch_status(None),
+            CallFailure::Unavailable(_)
+        ));
+    }
+}

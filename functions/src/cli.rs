@@ -1,0 +1,202 @@
+//! Hand-written command-line parsing (no clap, to keep builds fast).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::function::Function;
+
+/// Usage text printed by `--help` and after argument errors.
+pub const USAGE: &str = "\
+usage: mock-functions [--listen ADDR] [--delay-ms N] [--delay FUNCTION=MS]...
+                      [--users N] [--only FUNCTION]...
+
+  --listen ADDR          address to listen on (default 127.0.0.1:8081; port 0 = any)
+  --delay-ms N           every function waits N ms before answering (default 0)
+  --delay FUNCTION=MS    per-function delay, overrides --delay-ms (repeatable)
+  --users N              size of the users data set (default 50)
+  --only FUNCTION        serve only these functions, others 404 (repeatable)
+
+functions: user-profile user-orders user-orders-batch users inventory echo
+           status not-json create-order";
+
+/// Parsed command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Delay of every function without its own `--delay`.
+    pub default_delay: Duration,
+    /// Per-function delay overrides, last one wins.
+    pub delays: Vec<(Function, Duration)>,
+    /// Number of users in the data set.
+    pub users: u32,
+    /// Functions to serve; empty means all.
+    pub only: Vec<Function>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            default_delay: Duration::ZERO,
+            delays: Vec::new(),
+            users: 50,
+            only: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The delay that `function` waits before answering.
+    pub fn delay_of(&self, function: Function) -> Duration {
+        self.delays
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == function)
+            .map_or(self.default_delay, |(_, d)| *d)
+    }
+
+    /// The functions this server answers, in catalogue order.
+    pub fn served(&self) -> Vec<Function> {
+        Function::ALL
+            .into_iter()
+            .filter(|f| self.only.is_empty() || self.only.contains(f))
+            .collect()
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server.
+    Run(Config),
+    /// Print usage and exit successfully.
+    Help,
+}
+
+/// Parses the arguments after the program name; `Err` holds a message.
+///
+/// Accepts both `--flag value` and `--flag=value`.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg, None),
+        };
+        if flag == "--help" || flag == "-h" {
+            return Ok(Command::Help);
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--listen" => {
+                let v = value()?;
+                config.listen = v.parse().map_err(|_| {
+                    format!("--listen: `{v}` is not an address like 127.0.0.1:8081")
+                })?;
+            }
+            "--delay-ms" => config.default_delay = millis(&flag, &value()?)?,
+            "--delay" => {
+                let v = value()?;
+                let (name, ms) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--delay: expected FUNCTION=MS, got `{v}`"))?;
+                config
+                    .delays
+                    .push((function(&flag, name)?, millis(&flag, ms)?));
+            }
+            "--users" => {
+                let v = value()?;
+                config.users = v
+                    .parse()
+                    .map_err(|_| format!("--users: `{v}` is not a non-negative integer"))?;
+            }
+            "--only" => {
+                let f = function(&flag, &value()?)?;
+                if !config.only.contains(&f) {
+                    config.only.push(f);
+                }
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(Command::Run(config))
+}
+
+fn millis(flag: &str, v: &str) -> Result<Duration, String> {
+    v.parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{flag}: `{v}` is not a number of milliseconds"))
+}
+
+fn function(flag: &str, name: &str) -> Result<Function, String> {
+    Function::from_name(name).ok_or_else(|| format!("{flag}: unknown function `{name}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Command::Run(c) => Ok(c),
+            Command::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(c.served(), Function::ALL.to_vec());
+        assert_eq!(c.delay_of(Function::Echo), Duration::ZERO);
+    }
+
+    #[test]
+    fn all_flags() {
+        let c = run(&[
+            "--listen=127.0.0.1:0",
+            "--delay-ms",
+            "5",
+            "--delay",
+            "user-orders=100",
+            "--delay=user-orders=150",
+            "--users",
+            "3",
+            "--only",
+            "users",
+            "--only=user-orders",
+        ])
+        .unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.delay_of(Function::UserOrders), Duration::from_millis(150));
+        assert_eq!(c.delay_of(Function::Users), Duration::from_millis(5));
+        assert_eq!(c.users, 3);
+        assert_eq!(c.served(), vec![Function::UserOrders, Function::Users]);
+    }
+
+    #[test]
+    fn errors_are_messages() {
+        for bad in [
+            &["--listen"][..],
+            &["--listen", "nope"],
+            &["--delay", "nope=5"],
+            &["--delay", "echo"],
+            &["--delay-ms", "-1"],
+            &["--only", "x"],
+            &["--users", "many"],
+            &["--frobnicate"],
+        ] {
+            let err = run(bad).unwrap_err();
+            assert!(!err.is_empty() && err != "help", "{bad:?}");
+        }
+        assert_eq!(parse(["--help".to_string()]), Ok(Command::Help));
+    }
+}

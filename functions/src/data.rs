@@ -1,0 +1,180 @@
+//! The fixed, deterministic data set behind the mock functions.
+
+use serde_json::{json, Map, Value};
+
+/// Number of inventory SKUs (`sku-1` ..= `sku-20`).
+pub const SKU_COUNT: u32 = 20;
+
+/// The users, orders and inventory the functions answer from.
+#[derive(Clone, Copy, Debug)]
+pub struct DataSet {
+    users: u32,
+}
+
+impl DataSet {
+    /// A data set with users `1..=users`.
+    pub fn new(users: u32) -> DataSet {
+        DataSet { users }
+    }
+
+    /// Resolves a user id (canonical decimal, `1..=N`) to its number.
+    fn user_number(&self, id: &str) -> Option<u32> {
+        parse_canonical(id).filter(|k| (1..=self.users).contains(k))
+    }
+
+    /// The user object for `id`, or `None` if there is no such user.
+    pub fn user(&self, id: &str) -> Option<Value> {
+        self.user_number(id).map(user_object)
+    }
+
+    /// Every user object, in id order.
+    pub fn users(&self) -> Value {
+        Value::Array((1..=self.users).map(user_object).collect())
+    }
+
+    /// The orders of user `id`; an empty list for unknown users.
+    pub fn orders(&self, id: &str) -> Value {
+        self.user_number(id)
+            .map(orders_of)
+            .unwrap_or_else(|| Value::Array(Vec::new()))
+    }
+
+    /// Orders of several users keyed by id, from a comma-separated id list.
+    ///
+    /// Blank entries are skipped, surrounding spaces are trimmed, unknown
+    /// users are omitted; keys keep the order of first appearance.
+    pub fn orders_batch(&self, ids: &str) -> Value {
+        let mut out = Map::new();
+        for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if let Some(k) = self.user_number(id) {
+                out.entry(id.to_owned()).or_insert_with(|| orders_of(k));
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// Stock of `sku` (`sku-1` ..= `sku-20`), or `None` for other SKUs.
+    pub fn inventory(sku: &str) -> Option<Value> {
+        let n = sku
+            .strip_prefix("sku-")
+            .and_then(parse_canonical)
+            .filter(|n| (1..=SKU_COUNT).contains(n))?;
+        let quantity = n * 7 % 50;
+        Some(json!({ "sku": sku, "inStock": quantity > 0, "quantity": quantity }))
+    }
+}
+
+/// Parses a canonical decimal number: digits only, no sign, no leading zero.
+fn parse_canonical(s: &str) -> Option<u32> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if canonical {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+fn user_object(k: u32) -> Value {
+    match k {
+        1 => json!({ "id": "1", "name": "Alice", "email": "alice@example.com" }),
+        2 => json!({ "id": "2", "name": "Bob", "email": "bob@example.com" }),
+        k => json!({
+            "id": k.to_string(),
+            "name": format!("User {k}"),
+            "email": format!("user{k}@example.com"),
+        }),
+    }
+}
+
+fn orders_of(k: u32) -> Value {
+    match k {
+        1 => json!([
+            { "id": "order-101", "amount": 99.99, "itemCount": 2 },
+            { "id": "order-102", "amount": 19.5, "itemCount": 1 },
+        ]),
+        2 => json!([{ "id": "order-201", "amount": 250.0, "itemCount": 5 }]),
+        k => json!([{
+            "id": format!("order-{k}01"),
+            "amount": f64::from(k) * 10.0 + 0.5,
+            "itemCount": 1,
+        }]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_follow_the_fixed_shape() {
+        let d = DataSet::new(5);
+        assert_eq!(
+            d.user("1").map(|v| v.to_string()).as_deref(),
+            Some(r#"{"id":"1","name":"Alice","email":"alice@example.com"}"#)
+        );
+        assert_eq!(
+            d.user("2"),
+            Some(json!({"id":"2","name":"Bob","email":"bob@example.com"}))
+        );
+        assert_eq!(
+            d.user("5"),
+            Some(json!({"id":"5","name":"User 5","email":"user5@example.com"}))
+        );
+        for unknown in ["0", "6", "01", "+1", "", "x", "99999999999999"] {
+            assert_eq!(d.user(unknown), None, "{unknown:?}");
+        }
+        let all = d.users();
+        let ids: Vec<_> = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|u| u["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(ids, ["1", "2", "3", "4", "5"]);
+    }
+
+    #[test]
+    fn orders_serialize_exactly() {
+        let d = DataSet::new(50);
+        assert_eq!(
+            d.orders("1").to_string(),
+            r#"[{"id":"order-101","amount":99.99,"itemCount":2},{"id":"order-102","amount":19.5,"itemCount":1}]"#
+        );
+        assert_eq!(
+            d.orders("2").to_string(),
+            r#"[{"id":"order-201","amount":250.0,"itemCount":5}]"#
+        );
+        assert_eq!(
+            d.orders("7").to_string(),
+            r#"[{"id":"order-701","amount":70.5,"itemCount":1}]"#
+        );
+        assert_eq!(d.orders("51"), json!([]));
+    }
+
+    #[test]
+    fn batch_omits_unknown_users_and_keeps_order() {
+        let d = DataSet::new(3);
+        let b = d.orders_batch("3, 1,,9,3");
+        assert_eq!(b, json!({"3": d.orders("3"), "1": d.orders("1")}));
+        let keys: Vec<_> = b.as_object().into_iter().flat_map(|m| m.keys()).collect();
+        assert_eq!(keys, ["3", "1"]);
+        assert_eq!(d.orders_batch(""), json!({}));
+    }
+
+    #[test]
+    fn inventory_covers_twenty_skus() {
+        assert_eq!(
+            DataSet::inventory("sku-1"),
+            Some(json!({"sku":"sku-1","inStock":true,"quantity":7}))
+        );
+        assert_eq!(
+            DataSet::inventory("sku-8"),
+            Some(json!({"sku":"sku-8","inStock":true,"quantity":6}))
+        );
+        assert!(DataSet::inventory("sku-20").is_some());
+        for unknown in ["sku-0", "sku-21", "sku-01", "sku-", "1"] {
+            assert_eq!(DataSet::inventory(unknown), None, "{unknown:?}");
+        }
+    }
+}

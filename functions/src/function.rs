@@ -1,0 +1,86 @@
+//! The catalogue of mock functions served by this binary.
+
+use std::fmt;
+
+/// One mock function, served at `/<name>` and at `/function/<name>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    /// `GET /user-profile?id=ID`: one user object.
+    UserProfile,
+    /// `GET /user-orders?id=ID`: the orders of one user.
+    UserOrders,
+    /// `GET /user-orders-batch?ids=1,2`: orders of several users keyed by id.
+    UserOrdersBatch,
+    /// `GET /users`: every user.
+    Users,
+    /// `GET /inventory?sku=SKU`: stock of one SKU.
+    Inventory,
+    /// `ANY /echo`: echoes the received request as JSON.
+    Echo,
+    /// `GET /status?code=N`: answers with status `N`.
+    Status,
+    /// `GET /not-json`: a `text/plain` body.
+    NotJson,
+    /// `POST /create-order`: creates an order with a global sequence number.
+    CreateOrder,
+}
+
+impl Function {
+    /// Every function, in a stable order.
+    pub const ALL: [Function; 9] = [
+        Function::UserProfile,
+        Function::UserOrders,
+        Function::UserOrdersBatch,
+        Function::Users,
+        Function::Inventory,
+        Function::Echo,
+        Function::Status,
+        Function::NotJson,
+        Function::CreateOrder,
+    ];
+
+    /// The name used in URLs, CLI flags and stats.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Function::UserProfile => "user-profile",
+            Function::UserOrders => "user-orders",
+            Function::UserOrdersBatch => "user-orders-batch",
+            Function::Users => "users",
+            Function::Inventory => "inventory",
+            Function::Echo => "echo",
+            Function::Status => "status",
+            Function::NotJson => "not-json",
+            Function::CreateOrder => "create-order",
+        }
+    }
+
+    /// Looks a function up by its name.
+    pub fn from_name(name: &str) -> Option<Function> {
+        Function::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Index of this function in [`Function::ALL`], for per-function tables.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_index_matches_all() {
+        for (i, f) in Function::ALL.into_iter().enumerate() {
+            assert_eq!(Function::from_name(f.name()), Some(f));
+            assert_eq!(f.index(), i);
+        }
+        assert_eq!(Function::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,252 @@
+//! End-to-end test: runs the real binary on an ephemeral port and talks to it
+//! with a tiny std-only HTTP/1.1 client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The running binary; killed (by PID) when dropped, even if a test panics.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-functions"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn mock-functions");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut server = Server {
+        child,
+        addr: String::new(),
+    };
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(TIMEOUT)
+        .expect("no `listening on` line in time");
+    server.addr = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    server
+}
+
+struct Response {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Response {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), read to EOF.
+fn request(addr: &str, method: &str, target: &str, body: Option<&str>) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let body = body.unwrap_or("");
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let raw = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("end of headers");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let mut content_type = String::new();
+    let mut content_length = None;
+    for line in lines {
+        let (name, value) = line.split_once(':').expect("header line");
+        match name.to_ascii_lowercase().as_str() {
+            "content-type" => content_type = value.trim().to_owned(),
+            "content-length" => content_length = value.trim().parse::<usize>().ok(),
+            _ => {}
+        }
+    }
+    let body = match content_length {
+        Some(n) => body.get(..n).expect("full body").to_owned(),
+        None => body.to_owned(),
+    };
+    Response {
+        status,
+        content_type,
+        body,
+    }
+}
+
+fn get(addr: &str, target: &str) -> Response {
+    request(addr, "GET", target, None)
+}
+
+#[test]
+fn serves_data_counts_calls_and_runs_delayed_calls_concurrently() {
+    let server = start(&["--users", "5", "--delay", "user-orders=300"]);
+    let addr = server.addr.as_str();
+
+    assert_eq!(get(addr, "/_health").json(), json!({"ok": true}));
+
+    let r = get(addr, "/user-profile?id=1");
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (200, "application/json")
+    );
+    assert_eq!(
+        r.body,
+        r#"{"id":"1","name":"Alice","email":"alice@example.com"}"#
+    );
+    let r = get(addr, "/function/user-profile?id=9");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, "user with id 9 not found")
+    );
+    assert!(r.content_type.starts_with("text/plain"));
+    assert_eq!(get(addr, "/user-profile").status, 400);
+    assert_eq!(
+        get(addr, "/user-orders-batch?ids=2,9,3").body,
+        r#"{"2":[{"id":"order-201","amount":250.0,"itemCount":5}],"3":[{"id":"order-301","amount":30.5,"itemCount":1}]}"#
+    );
+    assert_eq!(get(addr, "/users").json().as_array().map(Vec::len), Some(5));
+    let r = get(addr, "/status?code=503");
+    assert_eq!((r.status, r.json()), (503, json!({"status": 503})));
+    let r = get(addr, "/not-json");
+    assert_eq!((r.status, r.body.as_str()), (200, "this is not json"));
+
+    let echo = request(
+        addr,
+        "POST",
+        "/function/echo?a=1&b=x%20y",
+        Some(r#"{"q":1}"#),
+    )
+    .json();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/function/echo");
+    assert_eq!(echo["query"], json!([["a", "1"], ["b", "x y"]]));
+    assert_eq!(echo["rawQuery"], "a=1&b=x%20y");
+    assert_eq!(echo["headers"]["content-type"], "application/json");
+    assert_eq!(echo["body"], json!({"q": 1}));
+
+    let order = |body| request(addr, "POST", "/create-order", Some(body)).json();
+    assert_eq!(order(r#"{"userId":"1","amount":5}"#)["id"], "order-new-1");
+    assert_eq!(
+        order(r#"{"userId":"2","amount":7.5}"#),
+        json!({"id":"order-new-2","userId":"2","amount":7.5,"itemCount":1})
+    );
+
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["total"], 10);
+    assert_eq!(stats["calls"]["user-profile"], 3);
+    assert_eq!(stats["calls"]["create-order"], 2);
+    assert_eq!(stats["in_flight"], 0);
+    assert_eq!(stats["max_in_flight"], 1);
+    assert_eq!(stats["log"][1]["uri"], "/function/user-profile?id=9");
+
+    // Reset, then two concurrent delayed calls must overlap.
+    assert_eq!(
+        request(addr, "POST", "/_reset", None).json(),
+        json!({"ok": true})
+    );
+    let started = Instant::now();
+    let workers: Vec<_> = ["/user-orders?id=1", "/function/user-orders?id=2"]
+        .into_iter()
+        .map(|target| {
+            let addr = addr.to_owned();
+            thread::spawn(move || get(&addr, target))
+        })
+        .collect();
+    for w in workers {
+        let r = w.join().expect("request thread");
+        assert_eq!(r.status, 200);
+        assert!(r.json().is_array());
+    }
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["total"], 2);
+    assert_eq!(stats["calls"]["user-orders"], 2);
+    assert_eq!(stats["max_in_flight"], 2);
+    assert_eq!(stats["max_in_flight_by_function"]["user-orders"], 2);
+    let log = stats["log"].as_array().expect("log");
+    assert_eq!(log.len(), 2);
+    let span = |e: &Value| {
+        (
+            e["started_us"].as_u64().expect("started_us"),
+            e["finished_us"].as_u64().expect("finished_us"),
+        )
+    };
+    let ((s0, f0), (s1, f1)) = (span(&log[0]), span(&log[1]));
+    assert!(s0 < f1 && s1 < f0, "calls did not overlap: {log:?}");
+    assert!(f0 - s0 >= 300_000 && f1 - s1 >= 300_000, "{log:?}");
+    // The create-order sequence was reset too.
+    assert_eq!(order(r#"{"userId":"1","amount":1}"#)["id"], "order-new-1");
+
+    // SIGTERM ends the process cleanly.
+    let mut server = server;
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let deadline = Instant::now() + TIMEOUT;
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().expect("try_wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "exit after SIGTERM: {exit}");
+}
+
+#[test]
+fn only_serves_the_selected_functions() {
+    let server = start(&["--only", "users", "--users", "2"]);
+    let addr = server.addr.as_str();
+    assert_eq!(
+        get(addr, "/function/users").json().as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(get(addr, "/user-profile?id=1").status, 404);
+    assert_eq!(get(addr, "/echo").status, 404);
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["total"], 1);
+    assert_eq!(stats["calls"], json!({"users": 1}));
+}
