@@ -122,17 +122,28 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         problem: problem.to_string(),
     };
     if raw.target.trim().is_empty() {
-        return Err(problem("`target` is empty; name an Envoy cluster or a Kong host:port"));
+        return Err(problem(
+            "`target` is empty; name an Envoy cluster or a Kong host:port",
+        ));
     }
     let authority = raw.authority.unwrap_or_else(|| name.clone());
-    if authority.is_empty() || authority.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(problem("`authority` must be a non-empty host[:port] without spaces"));
+    if authority.is_empty()
+        || authority
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(problem(
+            "`authority` must be a non-empty host[:port] without spaces",
+        ));
     }
     let prefix = raw.path_prefix.trim_end_matches('/').to_string();
     if !prefix.is_empty() && !prefix.starts_with('/') {
         return Err(problem("`path_prefix` must start with `/`"));
     }
-    if prefix.chars().any(|c| c.is_control() || c.is_whitespace() || c == '?' || c == '#') {
+    if prefix
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '?' || c == '#')
+    {
         return Err(problem("`path_prefix` may not contain spaces, `?` or `#`"));
     }
     let timeout = match raw.timeout_ms {
@@ -178,7 +189,8 @@ mod tests {
         assert!(e.to_string().contains("unknown field `timeout`"), "{e}");
         let e = Gateway::from_json("not json").unwrap_err();
         assert!(matches!(e, ConfigError::Json(_)));
-        let e = Gateway::from_json(&config(r#"{"target": "x", "path_prefix": "function"}"#)).unwrap_err();
+        let e = Gateway::from_json(&config(r#"{"target": "x", "path_prefix": "function"}"#))
+            .unwrap_err();
         assert!(e.to_string().contains("path_prefix"), "{e}");
     }
 }

@@ -159,27 +159,40 @@ impl Execution {
         let schema = &self.gateway.schema;
         let ast = apollo_compiler::ast::Document::parse(graphql.query.as_str(), "request.graphql")
             .map_err(|e| response::document_errors(&e.errors, "GRAPHQL_PARSE_FAILED", media))?;
-        let document = ast
-            .to_executable_validate(schema)
-            .map_err(|e| response::document_errors(&e.errors, "GRAPHQL_VALIDATION_FAILED", media))?;
+        let document = ast.to_executable_validate(schema).map_err(|e| {
+            response::document_errors(&e.errors, "GRAPHQL_VALIDATION_FAILED", media)
+        })?;
         let operation = document
             .operations
             .get(graphql.operation_name.as_deref())
-            .map_err(|e| response::graphql_error(400, e.message().to_string(), "OPERATION_RESOLUTION_FAILURE", media))?;
+            .map_err(|e| {
+                response::graphql_error(
+                    400,
+                    e.message().to_string(),
+                    "OPERATION_RESOLUTION_FAILURE",
+                    media,
+                )
+            })?;
         match operation.operation_type {
             OperationType::Subscription => {
                 return Err(response::graphql_error(
                     400,
-                    "subscriptions are not supported: this gateway answers queries and mutations".into(),
+                    "subscriptions are not supported: this gateway answers queries and mutations"
+                        .into(),
                     "SUBSCRIPTION_NOT_SUPPORTED",
                     media,
                 ))
             }
-            OperationType::Mutation if graphql.read_only => return Err(response::mutation_over_get(media)),
+            OperationType::Mutation if graphql.read_only => {
+                return Err(response::mutation_over_get(media))
+            }
             _ => {}
         }
-        let variables = apollo_compiler::request::coerce_variable_values(schema, operation, &graphql.variables)
-            .map_err(|e| response::graphql_error(400, e.message().to_string(), "BAD_USER_INPUT", media))?;
+        let variables =
+            apollo_compiler::request::coerce_variable_values(schema, operation, &graphql.variables)
+                .map_err(|e| {
+                    response::graphql_error(400, e.message().to_string(), "BAD_USER_INPUT", media)
+                })?;
         let root_type = operation.object_type().clone();
         Ok(Run {
             document: Arc::new(document),
@@ -210,7 +223,9 @@ impl Execution {
         };
         let mut calls = Vec::with_capacity(run.outbox.len());
         for id in std::mem::take(&mut run.outbox) {
-            let Some(call) = run.calls.get_mut(id) else { continue };
+            let Some(call) = run.calls.get_mut(id) else {
+                continue;
+            };
             if let CallState::Queued(waiters) = &mut call.state {
                 call.state = CallState::InFlight(std::mem::take(waiters));
                 run.in_flight += 1;
@@ -227,8 +242,12 @@ impl Execution {
     /// its children need. Unknown or already answered ids are ignored.
     pub fn on_call_outcome(&mut self, id: CallId, outcome: CallOutcome) {
         let Some(run) = self.run.as_mut() else { return };
-        let Some(call) = run.calls.get_mut(id) else { return };
-        let CallState::InFlight(waiters) = &mut call.state else { return };
+        let Some(call) = run.calls.get_mut(id) else {
+            return;
+        };
+        let CallState::InFlight(waiters) = &mut call.state else {
+            return;
+        };
         let waiters = std::mem::take(waiters);
         let result: CallResult = Rc::new(interpret(&call.request, outcome));
         call.state = CallState::Done(result.clone());
@@ -320,12 +339,18 @@ impl Execution {
     fn plan_fields(&mut self, object: ObjectId, grouped: Vec<(Name, Vec<Node<Field>>)>) {
         let gateway = self.gateway.clone();
         let Some(run) = self.run.as_mut() else { return };
-        let Some(entry) = run.objects.get(object) else { return };
+        let Some(entry) = run.objects.get(object) else {
+            return;
+        };
         let type_name = entry.type_name.clone();
         let source = entry.source.clone();
-        let Some(object_type) = gateway.schema.get_object(&type_name) else { return };
+        let Some(object_type) = gateway.schema.get_object(&type_name) else {
+            return;
+        };
         for (key, fields) in grouped {
-            let Some(first) = fields.first() else { continue };
+            let Some(first) = fields.first() else {
+                continue;
+            };
             let Some(definition) = object_type.fields.get(&first.name) else {
                 continue; // __typename and introspection: answered when the reply is built
             };
@@ -345,7 +370,10 @@ impl Execution {
                 };
                 self.plan_call(waiter, &args, &source);
             } else if !is_leaf(&gateway, definition.ty.inner_named_type()) {
-                let value = source.get(first.name.as_str()).cloned().unwrap_or(JsonValue::Null);
+                let value = source
+                    .get(first.name.as_str())
+                    .cloned()
+                    .unwrap_or(JsonValue::Null);
                 let fetched = self.complete(&definition.ty, &value, &fields);
                 self.set_field(object, key, fetched);
             }
@@ -376,8 +404,12 @@ impl Execution {
     /// Render the call a field needs and queue it (or join an identical one).
     fn plan_call(&mut self, mut waiter: Waiter, args: &JsonMap, parent: &JsonMap) {
         let gateway = self.gateway.clone();
-        let Some(resolver) = gateway.resolvers.get(waiter.resolver) else { return };
-        let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else { return };
+        let Some(resolver) = gateway.resolvers.get(waiter.resolver) else {
+            return;
+        };
+        let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else {
+            return;
+        };
         let values = Values { args, parent };
         let path = match resolver.path.render(&values) {
             Ok(path) => path,
@@ -424,7 +456,9 @@ impl Execution {
         if let Some(&id) = run.by_request.get(&request) {
             if let Some(call) = run.calls.get_mut(id) {
                 match &mut call.state {
-                    CallState::Queued(waiters) | CallState::InFlight(waiters) => waiters.push(waiter),
+                    CallState::Queued(waiters) | CallState::InFlight(waiters) => {
+                        waiters.push(waiter)
+                    }
                     CallState::Done(result) => run.ready.push_back((waiter, result.clone())),
                 }
                 return;
@@ -444,9 +478,15 @@ impl Execution {
         let gateway = self.gateway.clone();
         let Some(run) = self.run.as_mut() else { return };
         for ((resolver_id, path), waiters) in std::mem::take(&mut run.batches) {
-            let Some(resolver) = gateway.resolvers.get(resolver_id) else { continue };
-            let Some(batch) = &resolver.batch else { continue };
-            let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else { continue };
+            let Some(resolver) = gateway.resolvers.get(resolver_id) else {
+                continue;
+            };
+            let Some(batch) = &resolver.batch else {
+                continue;
+            };
+            let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else {
+                continue;
+            };
             let mut keys: Vec<&str> = Vec::new();
             for key in waiters.iter().filter_map(|w| w.batch_key.as_deref()) {
                 if !keys.contains(&key) {
@@ -491,13 +531,20 @@ impl Execution {
 
     /// A parent's share of a batched answer, matched by key, never by
     /// position. A missing key gives null.
-    fn select_batch_item(&self, waiter: &Waiter, key: &str, answer: &JsonValue) -> Result<JsonValue, FieldFailure> {
+    fn select_batch_item(
+        &self,
+        waiter: &Waiter,
+        key: &str,
+        answer: &JsonValue,
+    ) -> Result<JsonValue, FieldFailure> {
         let batch = self
             .gateway
             .resolvers
             .get(waiter.resolver)
             .and_then(|r| r.batch.as_ref());
-        let Some(batch) = batch else { return Ok(JsonValue::Null) };
+        let Some(batch) = batch else {
+            return Ok(JsonValue::Null);
+        };
         match (&batch.item_key, answer) {
             (None, JsonValue::Object(map)) => Ok(map.get(key).cloned().unwrap_or(JsonValue::Null)),
             (Some(item_key), JsonValue::Array(items)) => {
@@ -516,8 +563,12 @@ impl Execution {
                     Ok(matching.next().unwrap_or(JsonValue::Null))
                 }
             }
-            (None, _) => Err(FieldFailure::bad_response("an object keyed by the batch keys")),
-            (Some(_), _) => Err(FieldFailure::bad_response("a list of items carrying the batch key")),
+            (None, _) => Err(FieldFailure::bad_response(
+                "an object keyed by the batch keys",
+            )),
+            (Some(_), _) => Err(FieldFailure::bad_response(
+                "a list of items carrying the batch key",
+            )),
         }
     }
 
@@ -530,9 +581,12 @@ impl Execution {
         }
         match ty {
             Type::List(inner) | Type::NonNullList(inner) => match value {
-                JsonValue::Array(items) => {
-                    Fetched::List(items.iter().map(|item| self.complete(inner, item, fields)).collect())
-                }
+                JsonValue::Array(items) => Fetched::List(
+                    items
+                        .iter()
+                        .map(|item| self.complete(inner, item, fields))
+                        .collect(),
+                ),
                 _ => Fetched::Error(self.record(FieldFailure::bad_response("a list"))),
             },
             Type::Named(name) | Type::NonNullNamed(name) => {
@@ -546,7 +600,9 @@ impl Execution {
                     Ok(t) => t,
                     Err(failure) => return Fetched::Error(self.record(failure)),
                 };
-                let Some(run) = self.run.as_mut() else { return Fetched::Leaf(JsonValue::Null) };
+                let Some(run) = self.run.as_mut() else {
+                    return Fetched::Leaf(JsonValue::Null);
+                };
                 let id = run.objects.len();
                 run.objects.push(ObjectEntry {
                     type_name: type_name.clone(),
@@ -558,7 +614,13 @@ impl Execution {
                     return Fetched::Object(id);
                 };
                 let selections: Vec<&Selection> = sub_selections(fields).collect();
-                let grouped = collect_fields(&self.gateway.schema, &document, &run.variables, object_type, selections);
+                let grouped = collect_fields(
+                    &self.gateway.schema,
+                    &document,
+                    &run.variables,
+                    object_type,
+                    selections,
+                );
                 self.plan_fields(id, grouped.into_iter().collect());
                 Fetched::Object(id)
             }

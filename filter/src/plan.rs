@@ -4,10 +4,10 @@
 
 use apollo_compiler::ast::Value;
 use apollo_compiler::executable::{Field, Selection};
+use apollo_compiler::response::{JsonMap, JsonValue as Json};
 use apollo_compiler::schema::{ExtendedType, FieldDefinition, ObjectType};
 use apollo_compiler::{ExecutableDocument, Name, Node, Schema};
 use indexmap::IndexMap;
-use apollo_compiler::response::{JsonMap, JsonValue as Json};
 use serde_json::Number;
 use std::collections::HashSet;
 
@@ -26,7 +26,15 @@ pub fn collect_fields<'a>(
 ) -> GroupedFields {
     let mut grouped = GroupedFields::new();
     let mut visited = HashSet::new();
-    collect_into(schema, document, variables, object_type, selections, &mut visited, &mut grouped);
+    collect_into(
+        schema,
+        document,
+        variables,
+        object_type,
+        selections,
+        &mut visited,
+        &mut grouped,
+    );
     grouped
 }
 
@@ -57,7 +65,15 @@ fn collect_into<'a>(
                 };
                 if applies(schema, object_type, fragment.type_condition()) {
                     let selections = &fragment.selection_set.selections;
-                    collect_into(schema, document, variables, object_type, selections, visited, grouped);
+                    collect_into(
+                        schema,
+                        document,
+                        variables,
+                        object_type,
+                        selections,
+                        visited,
+                        grouped,
+                    );
                 }
             }
             Selection::InlineFragment(inline) => {
@@ -67,7 +83,15 @@ fn collect_into<'a>(
                     .is_none_or(|c| applies(schema, object_type, c));
                 if applies {
                     let selections = &inline.selection_set.selections;
-                    collect_into(schema, document, variables, object_type, selections, visited, grouped);
+                    collect_into(
+                        schema,
+                        document,
+                        variables,
+                        object_type,
+                        selections,
+                        visited,
+                        grouped,
+                    );
                 }
             }
         }
@@ -86,7 +110,10 @@ pub fn applies(schema: &Schema, object_type: &ObjectType, condition: &Name) -> b
 
 fn is_included(selection: &Selection, variables: &JsonMap) -> bool {
     let condition = |name: &str| -> Option<bool> {
-        let value = selection.directives().get(name)?.specified_argument_by_name("if")?;
+        let value = selection
+            .directives()
+            .get(name)?
+            .specified_argument_by_name("if")?;
         match value.as_ref() {
             Value::Boolean(b) => Some(*b),
             Value::Variable(v) => variables.get(v.as_str())?.as_bool(),
@@ -99,7 +126,9 @@ fn is_included(selection: &Selection, variables: &JsonMap) -> bool {
 /// The selections under every field of a group, in order: the merged
 /// sub-selection of a response key.
 pub fn sub_selections(fields: &[Node<Field>]) -> impl Iterator<Item = &Selection> {
-    fields.iter().flat_map(|f| f.selection_set.selections.iter())
+    fields
+        .iter()
+        .flat_map(|f| f.selection_set.selections.iter())
 }
 
 /// The argument values of a field as JSON: literals, variables substituted
@@ -120,7 +149,12 @@ pub fn argument_values(
                 Value::Variable(v) => variables.get(v.as_str()).cloned(),
                 other => Some(to_json(other, variables)),
             });
-        let value = given.or_else(|| argument.default_value.as_ref().map(|d| to_json(d, variables)));
+        let value = given.or_else(|| {
+            argument
+                .default_value
+                .as_ref()
+                .map(|d| to_json(d, variables))
+        });
         if let Some(value) = value {
             out.insert(argument.name.as_str(), value);
         }
@@ -142,7 +176,11 @@ pub fn to_json(value: &Value, variables: &JsonMap) -> Json {
             .map_or(Json::Null, Json::Number),
         Value::Int(i) => match i.as_str().parse::<i64>() {
             Ok(n) => Json::Number(n.into()),
-            Err(_) => i.try_to_f64().ok().and_then(Number::from_f64).map_or(Json::Null, Json::Number),
+            Err(_) => i
+                .try_to_f64()
+                .ok()
+                .and_then(Number::from_f64)
+                .map_or(Json::Null, Json::Number),
         },
         Value::Boolean(b) => Json::Bool(*b),
         Value::List(items) => Json::Array(items.iter().map(|i| to_json(i, variables)).collect()),
@@ -168,7 +206,12 @@ mod tests {
     const SDL: &str = "type Query { user(id: ID!, limit: Int = 10, tags: [String]): User }
         interface Named { name: String } type User implements Named { id: ID name: String }";
 
-    fn setup(query: &str) -> (apollo_compiler::validation::Valid<Schema>, apollo_compiler::validation::Valid<ExecutableDocument>) {
+    fn setup(
+        query: &str,
+    ) -> (
+        apollo_compiler::validation::Valid<Schema>,
+        apollo_compiler::validation::Valid<ExecutableDocument>,
+    ) {
         let schema = Schema::parse_and_validate(SDL, "s.graphql").unwrap();
         let doc = ExecutableDocument::parse_and_validate(&schema, query, "q.graphql").unwrap();
         (schema, doc)
@@ -177,7 +220,10 @@ mod tests {
     fn keys(query: &str, variables: serde_json::Value, type_name: &str) -> Vec<String> {
         let (schema, doc) = setup(query);
         let op = doc.operations.get(None).unwrap();
-        let vars = Json::from(variables).as_object().cloned().unwrap_or_default();
+        let vars = Json::from(variables)
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let root = schema.get_object("Query").unwrap();
         let grouped = collect_fields(&schema, &doc, &vars, root, &op.selection_set.selections);
         let user = grouped.values().next().unwrap();
@@ -198,11 +244,17 @@ mod tests {
 
     #[test]
     fn arguments_use_variables_and_defaults() {
-        let (schema, doc) = setup("query($id: ID!, $t: String) { user(id: $id, tags: [\"a\", $t]) { id } }");
+        let (schema, doc) =
+            setup("query($id: ID!, $t: String) { user(id: $id, tags: [\"a\", $t]) { id } }");
         let op = doc.operations.get(None).unwrap();
-        let Some(Selection::Field(field)) = op.selection_set.selections.first() else { panic!() };
+        let Some(Selection::Field(field)) = op.selection_set.selections.first() else {
+            panic!()
+        };
         let def = schema.type_field("Query", "user").unwrap();
-        let vars = Json::from(json!({"id": "7", "t": "b"})).as_object().cloned().unwrap();
+        let vars = Json::from(json!({"id": "7", "t": "b"}))
+            .as_object()
+            .cloned()
+            .unwrap();
         assert_eq!(
             Json::Object(argument_values(def, field, &vars)),
             Json::from(json!({"id": "7", "limit": 10, "tags": ["a", "b"]}))

@@ -77,7 +77,10 @@ impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RequestError::MethodNotAllowed(m) => {
-                write!(f, "method {m} is not allowed: send GraphQL with POST (or GET for queries)")
+                write!(
+                    f,
+                    "method {m} is not allowed: send GraphQL with POST (or GET for queries)"
+                )
             }
             RequestError::UnsupportedMediaType(t) => write!(
                 f,
@@ -87,7 +90,9 @@ impl fmt::Display for RequestError {
             RequestError::BodyNotJson(e) => write!(f, "the request body is not valid JSON: {e}"),
             RequestError::BodyNotObject => write!(f, "the request body must be a JSON object"),
             RequestError::MissingQuery => write!(f, "the request has no `query`"),
-            RequestError::BadParameter { name, expected } => write!(f, "`{name}` must be {expected}"),
+            RequestError::BadParameter { name, expected } => {
+                write!(f, "`{name}` must be {expected}")
+            }
         }
     }
 }
@@ -233,7 +238,8 @@ mod tests {
 
     #[test]
     fn reads_a_json_post() {
-        let r = post(r#"{"query": "{ a }", "variables": {"x": 1}, "operationName": "Op"}"#).unwrap();
+        let r =
+            post(r#"{"query": "{ a }", "variables": {"x": 1}, "operationName": "Op"}"#).unwrap();
         assert_eq!(r.query, "{ a }");
         assert_eq!(r.operation_name.as_deref(), Some("Op"));
         assert_eq!(r.variables.get("x"), Some(&JsonValue::from(1)));
@@ -245,7 +251,10 @@ mod tests {
         assert_eq!(post("[]"), Err(RequestError::BodyNotObject));
         assert_eq!(post("{}"), Err(RequestError::MissingQuery));
         assert_eq!(post(r#"{"query": 1}"#), Err(bad("query", "a string")));
-        assert_eq!(post(r#"{"query": "{a}", "variables": []}"#), Err(bad("variables", "an object or null")));
+        assert_eq!(
+            post(r#"{"query": "{a}", "variables": []}"#),
+            Err(bad("variables", "an object or null"))
+        );
         let mut text = HttpRequest::post_json(b"{a}".to_vec());
         text.headers = vec![("content-type".into(), "text/plain".into())];
         assert_eq!(parse(&text).unwrap_err().status(), 415);
@@ -268,7 +277,9 @@ mod tests {
     fn negotiates_the_media_type() {
         assert_eq!(ResponseMedia::negotiate(None), ResponseMedia::Json);
         assert_eq!(
-            ResponseMedia::negotiate(Some("application/graphql-response+json, application/json;q=0.9")),
+            ResponseMedia::negotiate(Some(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
             ResponseMedia::GraphQLResponseJson
         );
         assert_eq!(ResponseMedia::negotiate(Some("*/*")), ResponseMedia::Json);

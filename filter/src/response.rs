@@ -41,7 +41,10 @@ impl FieldFailure {
     pub fn new(message: String, code: &str) -> Self {
         let mut extensions = JsonMap::new();
         extensions.insert("code", JsonValue::from(code));
-        FieldFailure { message, extensions }
+        FieldFailure {
+            message,
+            extensions,
+        }
     }
 
     /// A function's JSON that does not have the shape the schema expects.
@@ -92,7 +95,12 @@ pub fn execution_reply(
     };
     match result {
         Ok(response) => json_reply(200, &body(response, failures), media),
-        Err(e) => graphql_error(400, e.message().to_string(), "OPERATION_RESOLUTION_FAILURE", media),
+        Err(e) => graphql_error(
+            400,
+            e.message().to_string(),
+            "OPERATION_RESOLUTION_FAILURE",
+            media,
+        ),
     }
 }
 
@@ -114,7 +122,10 @@ fn body(response: ExecutionResponse, failures: &[FieldFailure]) -> JsonValue {
         })
         .collect();
     let mut out = JsonMap::new();
-    out.insert("data", response.data.map_or(JsonValue::Null, JsonValue::Object));
+    out.insert(
+        "data",
+        response.data.map_or(JsonValue::Null, JsonValue::Object),
+    );
     if !errors.is_empty() {
         out.insert("errors", to_json(&errors));
     }
@@ -122,7 +133,9 @@ fn body(response: ExecutionResponse, failures: &[FieldFailure]) -> JsonValue {
 }
 
 fn to_json(value: &impl serde::Serialize) -> JsonValue {
-    serde_json::to_value(value).map(JsonValue::from).unwrap_or(JsonValue::Null)
+    serde_json::to_value(value)
+        .map(JsonValue::from)
+        .unwrap_or(JsonValue::Null)
 }
 
 /// One object of the fetched tree, as apollo-compiler's executor sees it.
@@ -142,7 +155,10 @@ impl ObjectValue for FetchedObject<'_> {
         self.entry().map_or("", |e| e.type_name.as_str())
     }
 
-    fn resolve_field<'a>(&'a self, info: &'a ResolveInfo<'a>) -> Result<ResolvedValue<'a>, FieldError> {
+    fn resolve_field<'a>(
+        &'a self,
+        info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
         let Some(entry) = self.entry() else {
             return Ok(ResolvedValue::null());
         };
@@ -153,14 +169,21 @@ impl ObjectValue for FetchedObject<'_> {
         match entry.fields.get(key) {
             Some(fetched) => resolved(self.objects, fetched),
             None => {
-                let value = entry.source.get(info.field_name()).cloned().unwrap_or(JsonValue::Null);
+                let value = entry
+                    .source
+                    .get(info.field_name())
+                    .cloned()
+                    .unwrap_or(JsonValue::Null);
                 Ok(leaf(&info.field_definition().ty, value))
             }
         }
     }
 }
 
-fn resolved<'a>(objects: &'a [ObjectEntry], fetched: &'a Fetched) -> Result<ResolvedValue<'a>, FieldError> {
+fn resolved<'a>(
+    objects: &'a [ObjectEntry],
+    fetched: &'a Fetched,
+) -> Result<ResolvedValue<'a>, FieldError> {
     match fetched {
         Fetched::Pending => Err(FieldError {
             message: "internal error: the field was never resolved".into(),
@@ -181,7 +204,9 @@ fn leaf<'a>(ty: &Type, value: JsonValue) -> ResolvedValue<'a> {
     match (ty, value) {
         (Type::List(inner) | Type::NonNullList(inner), JsonValue::Array(items)) => {
             let inner = inner.as_ref().clone();
-            ResolvedValue::List(Box::new(items.into_iter().map(move |item| Ok(leaf(&inner, item)))))
+            ResolvedValue::List(Box::new(
+                items.into_iter().map(move |item| Ok(leaf(&inner, item))),
+            ))
         }
         (_, value) => ResolvedValue::leaf(value),
     }

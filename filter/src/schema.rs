@@ -88,7 +88,9 @@ pub struct Resolvers {
 impl Resolvers {
     /// The resolver of `type_name.field_name`, if that field has `@http`.
     pub fn find(&self, type_name: &Name, field_name: &Name) -> Option<(ResolverId, &Resolver)> {
-        let id = *self.by_field.get(&(type_name.clone(), field_name.clone()))?;
+        let id = *self
+            .by_field
+            .get(&(type_name.clone(), field_name.clone()))?;
         Some((id, self.list.get(id)?))
     }
 
@@ -165,9 +167,10 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
                             at: at.clone(),
                             problem,
                         })?;
-                    resolvers
-                        .by_field
-                        .insert((type_name.clone(), field_name.clone()), resolvers.list.len());
+                    resolvers.by_field.insert(
+                        (type_name.clone(), field_name.clone()),
+                        resolvers.list.len(),
+                    );
                     resolvers.list.push(resolver);
                 }
                 None if is_root && field.ty.is_non_null() => {
@@ -241,7 +244,10 @@ fn resolver(
         .unwrap_or_else(|| "GET".to_string())
         .to_ascii_uppercase();
     if !METHODS.contains(&method.as_str()) {
-        return Err(format!("method {method:?} is not one of {}", METHODS.join(", ")));
+        return Err(format!(
+            "method {method:?} is not one of {}",
+            METHODS.join(", ")
+        ));
     }
     let path_text = string_arg(directive, "path").unwrap_or_default();
     let path = PathTemplate::parse(&path_text).map_err(|e| e.to_string())?;
@@ -249,13 +255,14 @@ fn resolver(
         .map(|b| BodyTemplate::parse(&b))
         .transpose()
         .map_err(|e| e.to_string())?;
-    let batch = match directive.specified_argument_by_name("batch").map(|v| v.as_ref()) {
+    let batch = match directive
+        .specified_argument_by_name("batch")
+        .map(|v| v.as_ref())
+    {
         Some(Value::Object(entries)) => Some(batch(entries)?),
         _ => None,
     };
-    let sources = path
-        .sources()
-        .chain(body.iter().flat_map(|b| b.sources()));
+    let sources = path.sources().chain(body.iter().flat_map(|b| b.sources()));
     for source in sources {
         match source {
             Source::Argument(p) => {
@@ -267,7 +274,9 @@ fn resolver(
                 }
             }
             Source::Parent(_) if is_root => {
-                return Err(format!("template uses {source} but a root field has no parent"))
+                return Err(format!(
+                    "template uses {source} but a root field has no parent"
+                ))
             }
             Source::Parent(_) if batch.is_some() => {
                 return Err(format!(
@@ -307,8 +316,14 @@ fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
     };
     let key = dotted(get("key").unwrap_or_default())?;
     let param = get("param").unwrap_or_default();
-    if param.is_empty() || !param.chars().all(|c| c.is_ascii_alphanumeric() || "-_.[]".contains(c)) {
-        return Err(format!("batch param {param:?} is not a plain query parameter name"));
+    if param.is_empty()
+        || !param
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.[]".contains(c))
+    {
+        return Err(format!(
+            "batch param {param:?} is not a plain query parameter name"
+        ));
     }
     Ok(Batch {
         key,
@@ -331,7 +346,11 @@ fn api_schema(mut schema: Schema) -> Result<Valid<Schema>, ConfigError> {
         };
         for field in fields.values_mut() {
             if field.directives.has(DIRECTIVE) {
-                field.make_mut().directives.0.retain(|d| d.name != DIRECTIVE);
+                field
+                    .make_mut()
+                    .directives
+                    .0
+                    .retain(|d| d.name != DIRECTIVE);
             }
         }
     }
@@ -372,12 +391,22 @@ mod tests {
     #[test]
     fn names_the_field_and_the_problem() {
         let e = problem(r#"type Query { a: String @http(upstream: "nope", path: "/a") }"#);
-        assert!(e.contains("Query.a") && e.contains("\"nope\"") && e.contains("line 1"), "{e}");
-        let e = problem(r#"type Query { a(id: ID): String @http(upstream: "profile", path: "/a?x={args.other}") }"#);
+        assert!(
+            e.contains("Query.a") && e.contains("\"nope\"") && e.contains("line 1"),
+            "{e}"
+        );
+        let e = problem(
+            r#"type Query { a(id: ID): String @http(upstream: "profile", path: "/a?x={args.other}") }"#,
+        );
         assert!(e.contains("no argument `other`"), "{e}");
         let e = problem(r#"type Query { a: String! }"#);
-        assert!(e.contains("Query.a") && e.contains("non-null root field"), "{e}");
-        let e = problem(r#"type Query { a: String @http(upstream: "profile", path: "/a?x={parent.id}") }"#);
+        assert!(
+            e.contains("Query.a") && e.contains("non-null root field"),
+            "{e}"
+        );
+        let e = problem(
+            r#"type Query { a: String @http(upstream: "profile", path: "/a?x={parent.id}") }"#,
+        );
         assert!(e.contains("root field has no parent"), "{e}");
         let e = problem("type Query { a: Strin }");
         assert!(e.contains("Strin"), "{e}");

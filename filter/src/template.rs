@@ -11,8 +11,8 @@
 //! Every substituted value is percent-encoded, so an argument can never add a
 //! path segment, a query parameter or a fragment.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use apollo_compiler::response::{JsonMap, JsonValue as Value};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt;
 
 /// Characters left as they are in a substituted value: RFC 3986 unreserved
@@ -221,7 +221,10 @@ pub fn encode_component(text: &str) -> String {
 /// Append `name=value` to a rendered path; `value` must already be encoded.
 pub fn append_query(path: &str, name: &str, encoded_value: &str) -> String {
     let separator = if path.contains('?') { '&' } else { '?' };
-    format!("{path}{separator}{}={encoded_value}", encode_component(name))
+    format!(
+        "{path}{separator}{}={encoded_value}",
+        encode_component(name)
+    )
 }
 
 /// A path-and-query template such as `/users/{args.id}/orders?limit={args.limit}`.
@@ -244,7 +247,11 @@ impl PathTemplate {
         let path = parse_pieces(path_text, template)?;
         check_literals(&path, template, &['/', '='])?;
         let mut query = Vec::new();
-        for pair in query_text.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        for pair in query_text
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name_pieces = parse_pieces(name, template)?;
             if sources(&name_pieces).next().is_some() {
@@ -297,7 +304,8 @@ impl PathTemplate {
                     None => {}
                     Some(Value::Array(items)) => {
                         for item in items.iter().filter(|i| !i.is_null()) {
-                            let text = utf8_percent_encode(&scalar_text(item), COMPONENT).to_string();
+                            let text =
+                                utf8_percent_encode(&scalar_text(item), COMPONENT).to_string();
                             push_pair(&mut out, name, &text);
                         }
                     }
@@ -345,8 +353,8 @@ enum BodyNode {
 impl BodyTemplate {
     /// Parse a JSON body template.
     pub fn parse(template: &str) -> Result<Self, TemplateError> {
-        let json: Value =
-            serde_json::from_str::<Value>(template).map_err(|e| TemplateError::BadBody(e.to_string()))?;
+        let json: Value = serde_json::from_str::<Value>(template)
+            .map_err(|e| TemplateError::BadBody(e.to_string()))?;
         Ok(BodyTemplate {
             root: Self::node(json)?,
         })
@@ -359,13 +367,18 @@ impl BodyTemplate {
                 let pieces = parse_pieces(&text, &text)?;
                 match pieces.as_slice() {
                     [Piece::Value(source)] => BodyNode::Whole(source.clone()),
-                    _ if sources(&pieces).next().is_none() => BodyNode::Literal(Value::String(text.into())),
+                    _ if sources(&pieces).next().is_none() => {
+                        BodyNode::Literal(Value::String(text.into()))
+                    }
                     _ => BodyNode::Text(pieces),
                 }
             }
-            Value::Array(items) => {
-                BodyNode::Array(items.into_iter().map(Self::node).collect::<Result<_, _>>()?)
-            }
+            Value::Array(items) => BodyNode::Array(
+                items
+                    .into_iter()
+                    .map(Self::node)
+                    .collect::<Result<_, _>>()?,
+            ),
             Value::Object(map) => BodyNode::Object(
                 map.into_iter()
                     .map(|(k, v)| Ok((k.as_str().to_string(), Self::node(v)?)))
@@ -402,12 +415,16 @@ impl BodyTemplate {
                         .iter()
                         .map(|p| match p {
                             Piece::Literal(t) => t.clone(),
-                            Piece::Value(s) => s.lookup(values).map(scalar_text).unwrap_or_default(),
+                            Piece::Value(s) => {
+                                s.lookup(values).map(scalar_text).unwrap_or_default()
+                            }
                         })
                         .collect::<String>()
                         .into(),
                 ),
-                BodyNode::Array(items) => Value::Array(items.iter().map(|i| walk(i, values)).collect()),
+                BodyNode::Array(items) => {
+                    Value::Array(items.iter().map(|i| walk(i, values)).collect())
+                }
                 BodyNode::Object(entries) => Value::Object(
                     entries
                         .iter()
@@ -429,11 +446,16 @@ mod tests {
         Value::from(v).as_object().cloned().unwrap_or_default()
     }
 
-    fn render(template: &str, args: serde_json::Value, parent: serde_json::Value) -> Result<String, RenderError> {
+    fn render(
+        template: &str,
+        args: serde_json::Value,
+        parent: serde_json::Value,
+    ) -> Result<String, RenderError> {
         let (args, parent) = (map(args), map(parent));
-        PathTemplate::parse(template)
-            .unwrap()
-            .render(&Values { args: &args, parent: &parent })
+        PathTemplate::parse(template).unwrap().render(&Values {
+            args: &args,
+            parent: &parent,
+        })
     }
 
     #[test]
@@ -451,7 +473,12 @@ mod tests {
     #[test]
     fn encodes_values_so_they_cannot_change_the_url() {
         assert_eq!(
-            render("/u?id={args.id}", json!({"id": "../admin?x=1&y=2"}), json!({})).unwrap(),
+            render(
+                "/u?id={args.id}",
+                json!({"id": "../admin?x=1&y=2"}),
+                json!({})
+            )
+            .unwrap(),
             "/u?id=%2E%2E%2Fadmin%3Fx%3D1%26y%3D2"
         );
         assert_eq!(
@@ -482,9 +509,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_templates() {
-        assert!(matches!(PathTemplate::parse("/u/{id}"), Err(TemplateError::BadPlaceholder(_))));
-        assert!(matches!(PathTemplate::parse("/u/{args.id"), Err(TemplateError::UnbalancedBrace(_))));
-        assert!(matches!(PathTemplate::parse("u"), Err(TemplateError::RelativePath(_))));
+        assert!(matches!(
+            PathTemplate::parse("/u/{id}"),
+            Err(TemplateError::BadPlaceholder(_))
+        ));
+        assert!(matches!(
+            PathTemplate::parse("/u/{args.id"),
+            Err(TemplateError::UnbalancedBrace(_))
+        ));
+        assert!(matches!(
+            PathTemplate::parse("u"),
+            Err(TemplateError::RelativePath(_))
+        ));
         assert!(matches!(
             PathTemplate::parse("/a b"),
             Err(TemplateError::BadCharacter { character: ' ', .. })
@@ -494,9 +530,13 @@ mod tests {
     #[test]
     fn body_keeps_json_types_and_interpolates_text() {
         let template =
-            BodyTemplate::parse(r#"{"order": "{args.input}", "note": "for {args.user}", "n": 1}"#).unwrap();
+            BodyTemplate::parse(r#"{"order": "{args.input}", "note": "for {args.user}", "n": 1}"#)
+                .unwrap();
         let args = map(json!({"input": {"amount": 9.5}, "user": "Al"}));
-        let body = template.render(&Values { args: &args, parent: &JsonMap::new() });
+        let body = template.render(&Values {
+            args: &args,
+            parent: &JsonMap::new(),
+        });
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
             json!({"order": {"amount": 9.5}, "note": "for Al", "n": 1})

@@ -80,8 +80,9 @@ pub fn header_value(map: MapType, name: &str) -> Result<Option<String>, HostStat
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: the key is a valid slice and the out-pointers are valid for writes.
-    let status =
-        unsafe { proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size) };
+    let status = unsafe {
+        proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
     // SAFETY: as above.
     let bytes = unsafe { owned(data, size) };
     match status {
@@ -96,7 +97,8 @@ pub fn buffer(buffer: BufferType, start: usize, max_size: usize) -> Result<Vec<u
     let mut data = null_mut();
     let mut size = 0;
     // SAFETY: the out-pointers are valid for writes.
-    let status = unsafe { proxy_get_buffer_bytes(buffer as u32, start, max_size, &mut data, &mut size) };
+    let status =
+        unsafe { proxy_get_buffer_bytes(buffer as u32, start, max_size, &mut data, &mut size) };
     // SAFETY: as above.
     let bytes = unsafe { owned(data, size) };
     match status {
@@ -107,7 +109,11 @@ pub fn buffer(buffer: BufferType, start: usize, max_size: usize) -> Result<Vec<u
 }
 
 /// Send a local reply to the client.
-pub fn send_local_response(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), HostStatus> {
+pub fn send_local_response(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<(), HostStatus> {
     let map = serialize_map(headers);
     let details = "graphql_aggregator";
     // SAFETY: every pointer/length pair describes a live slice.
@@ -155,7 +161,9 @@ fn parse_map(bytes: &[u8]) -> Vec<(String, String)> {
         usize::try_from(u32::from_le_bytes(raw)).ok()
     };
     let mut pairs = Vec::new();
-    let Some(count) = read_u32(0) else { return pairs };
+    let Some(count) = read_u32(0) else {
+        return pairs;
+    };
     let Some(mut at) = count.checked_mul(8).and_then(|n| n.checked_add(4)) else {
         return pairs;
     };
@@ -168,9 +176,13 @@ fn parse_map(bytes: &[u8]) -> Vec<(String, String)> {
             break;
         };
         let take = |at: usize, size: usize| bytes.get(at..at.checked_add(size)?);
-        let Some(name) = take(at, name_size) else { break };
+        let Some(name) = take(at, name_size) else {
+            break;
+        };
         at = at.saturating_add(name_size).saturating_add(1);
-        let Some(value) = take(at, value_size) else { break };
+        let Some(value) = take(at, value_size) else {
+            break;
+        };
         at = at.saturating_add(value_size).saturating_add(1);
         pairs.push((
             String::from_utf8_lossy(name).into_owned(),

