@@ -1,7 +1,12 @@
 //! The engine, natively: planning, parallel dispatch, batching, merging and
 //! errors, against fake functions with the mock functions' data.
 
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use graphql_aggregator::config::Gateway;
 use graphql_aggregator::execute::{Execution, PendingCall};
@@ -49,15 +54,21 @@ fn user(id: u32) -> Value {
     match id {
         1 => json!({"id": "1", "name": "Alice", "email": "alice@example.com"}),
         2 => json!({"id": "2", "name": "Bob", "email": "bob@example.com"}),
-        k => json!({"id": k.to_string(), "name": format!("User {k}"), "email": format!("user{k}@example.com")}),
+        k => {
+            json!({"id": k.to_string(), "name": format!("User {k}"), "email": format!("user{k}@example.com")})
+        }
     }
 }
 
 fn orders(id: u32) -> Value {
     match id {
-        1 => json!([{"id": "order-101", "amount": 99.99, "itemCount": 2}, {"id": "order-102", "amount": 19.5, "itemCount": 1}]),
+        1 => {
+            json!([{"id": "order-101", "amount": 99.99, "itemCount": 2}, {"id": "order-102", "amount": 19.5, "itemCount": 1}])
+        }
         2 => json!([{"id": "order-201", "amount": 250.0, "itemCount": 5}]),
-        k => json!([{"id": format!("order-{k}01"), "amount": f64::from(k) * 10.0 + 0.5, "itemCount": 1}]),
+        k => {
+            json!([{"id": format!("order-{k}01"), "amount": f64::from(k) * 10.0 + 0.5, "itemCount": 1}])
+        }
     }
 }
 
@@ -80,7 +91,10 @@ fn answer(path: &str) -> (u16, Vec<u8>) {
             Some(n) => user(n),
             None => return (404, b"user not found".to_vec()),
         },
-        "/user-orders" => param("id").as_deref().and_then(known).map_or(json!([]), orders),
+        "/user-orders" => param("id")
+            .as_deref()
+            .and_then(known)
+            .map_or(json!([]), orders),
         "/user-orders-batch" => {
             let mut map = serde_json::Map::new();
             for id in param("ids").unwrap_or_default().split(',') {
@@ -158,7 +172,10 @@ fn seed_query_returns_the_seed_response() {
     );
     assert_eq!(
         waves,
-        [vec!["/function/user-profile?id=1"], vec!["/function/user-orders-batch?ids=1"]]
+        [
+            vec!["/function/user-profile?id=1"],
+            vec!["/function/user-orders-batch?ids=1"]
+        ]
     );
 }
 
@@ -177,13 +194,22 @@ fn children_are_dispatched_as_soon_as_their_parent_answers() {
     let mut execution = Execution::start(gateway(PER_PARENT), &post(query(q)));
     let first = execution.take_calls();
     assert_eq!(first.len(), 2);
-    let profile = first.iter().find(|c| c.request.path.contains("user-profile")).unwrap();
-    let inventory = first.iter().find(|c| c.request.path.contains("inventory")).unwrap();
+    let profile = first
+        .iter()
+        .find(|c| c.request.path.contains("user-profile"))
+        .unwrap();
+    let inventory = first
+        .iter()
+        .find(|c| c.request.path.contains("inventory"))
+        .unwrap();
     let (status, body) = answer(&profile.request.path);
     execution.on_call_outcome(profile.id, CallOutcome::response(status, body));
     let second = execution.take_calls();
     assert_eq!(
-        second.iter().map(|c| c.request.path.as_str()).collect::<Vec<_>>(),
+        second
+            .iter()
+            .map(|c| c.request.path.as_str())
+            .collect::<Vec<_>>(),
         ["/function/user-orders?id=1"],
         "orders must go out while inventory is still in flight"
     );
@@ -199,11 +225,17 @@ fn children_are_dispatched_as_soon_as_their_parent_answers() {
 
 #[test]
 fn a_list_of_parents_makes_one_batched_call() {
-    let (_, reply, waves) = run(gateway(BATCHED), query("{ users { id name orders { id amount } } }"));
+    let (_, reply, waves) = run(
+        gateway(BATCHED),
+        query("{ users { id name orders { id amount } } }"),
+    );
     assert_eq!(waves.len(), 2);
     assert_eq!(waves[1].len(), 1);
     let ids: Vec<String> = (1..=USERS).map(|n| n.to_string()).collect();
-    assert_eq!(waves[1][0], format!("/function/user-orders-batch?ids={}", ids.join(",")));
+    assert_eq!(
+        waves[1][0],
+        format!("/function/user-orders-batch?ids={}", ids.join(","))
+    );
     let users = reply["data"]["users"].as_array().unwrap();
     assert_eq!(users.len(), 50);
     for user in users {
@@ -221,14 +253,18 @@ fn a_list_of_parents_makes_one_batched_call() {
 #[test]
 fn batched_answers_are_matched_by_key_and_a_missing_key_is_null() {
     // The function answers keys in another order and leaves one out.
-    let (_, reply, _) = run_with(gateway(BATCHED), query("{ users { id orders { id } } }"), |call| {
-        let body = if call.request.path.contains("batch") {
-            json!({"2": [{"id": "b"}], "1": [{"id": "a"}]})
-        } else {
-            json!([{"id": "1"}, {"id": "2"}, {"id": "3"}])
-        };
-        CallOutcome::response(200, body.to_string().into_bytes())
-    });
+    let (_, reply, _) = run_with(
+        gateway(BATCHED),
+        query("{ users { id orders { id } } }"),
+        |call| {
+            let body = if call.request.path.contains("batch") {
+                json!({"2": [{"id": "b"}], "1": [{"id": "a"}]})
+            } else {
+                json!([{"id": "1"}, {"id": "2"}, {"id": "3"}])
+            };
+            CallOutcome::response(200, body.to_string().into_bytes())
+        },
+    );
     assert_eq!(
         reply["data"]["users"],
         json!([{"id": "1", "orders": [{"id": "a"}]}, {"id": "2", "orders": [{"id": "b"}]}, {"id": "3", "orders": null}])
@@ -259,7 +295,10 @@ fn aliases_with_different_arguments_make_different_calls() {
     let q = r#"{ a: user(id: "1") { name } b: user(id: "2") { name } }"#;
     let (_, reply, waves) = run(gateway(BATCHED), query(q));
     assert_eq!(waves[0].len(), 2);
-    assert_eq!(reply["data"], json!({"a": {"name": "Alice"}, "b": {"name": "Bob"}}));
+    assert_eq!(
+        reply["data"],
+        json!({"a": {"name": "Alice"}, "b": {"name": "Bob"}})
+    );
 }
 
 #[test]
@@ -279,30 +318,49 @@ fn a_failing_function_nulls_its_field_and_keeps_the_rest() {
 fn upstream_failures_carry_their_codes() {
     for (failure, code) in [
         (CallFailure::Timeout, "UPSTREAM_TIMEOUT"),
-        (CallFailure::Unavailable("reset".into()), "UPSTREAM_UNAVAILABLE"),
-        (CallFailure::Rejected("unknown cluster".into()), "UPSTREAM_UNAVAILABLE"),
+        (
+            CallFailure::Unavailable("reset".into()),
+            "UPSTREAM_UNAVAILABLE",
+        ),
+        (
+            CallFailure::Rejected("unknown cluster".into()),
+            "UPSTREAM_UNAVAILABLE",
+        ),
     ] {
-        let (_, reply, _) = run_with(gateway(BATCHED), query(r#"{ user(id: "1") { name } }"#), |_| {
-            CallOutcome::Failed(failure.clone())
-        });
+        let (_, reply, _) = run_with(
+            gateway(BATCHED),
+            query(r#"{ user(id: "1") { name } }"#),
+            |_| CallOutcome::Failed(failure.clone()),
+        );
         assert_eq!(reply["data"], json!({"user": null}));
         assert_eq!(reply["errors"][0]["extensions"]["code"], code);
         assert_eq!(reply["errors"][0]["path"], json!(["user"]));
     }
-    let (_, reply, _) = run_with(gateway(BATCHED), query(r#"{ user(id: "1") { name } }"#), |_| {
-        CallOutcome::response(200, b"<html>".to_vec())
-    });
-    assert_eq!(reply["errors"][0]["extensions"]["code"], "UPSTREAM_BAD_RESPONSE");
+    let (_, reply, _) = run_with(
+        gateway(BATCHED),
+        query(r#"{ user(id: "1") { name } }"#),
+        |_| CallOutcome::response(200, b"<html>".to_vec()),
+    );
+    assert_eq!(
+        reply["errors"][0]["extensions"]["code"],
+        "UPSTREAM_BAD_RESPONSE"
+    );
 }
 
 #[test]
 fn null_in_a_non_null_field_propagates_to_the_nearest_nullable_parent() {
     // strictName is String! but the function has no such key: user becomes null.
-    let (_, reply, _) = run(gateway(BATCHED), query(r#"{ user(id: "1") { id strictName } }"#));
+    let (_, reply, _) = run(
+        gateway(BATCHED),
+        query(r#"{ user(id: "1") { id strictName } }"#),
+    );
     assert_eq!(reply["data"], json!({"user": null}));
     assert_eq!(reply["errors"][0]["path"], json!(["user", "strictName"]));
     // A non-null root field that fails nulls the whole data.
-    let (_, reply, _) = run(gateway(BATCHED), query(r#"{ requiredUser(id: "999") { id } }"#));
+    let (_, reply, _) = run(
+        gateway(BATCHED),
+        query(r#"{ requiredUser(id: "999") { id } }"#),
+    );
     assert_eq!(reply["data"], Value::Null);
     assert_eq!(reply["errors"][0]["path"], json!(["requiredUser"]));
 }
@@ -313,17 +371,26 @@ fn wrong_shapes_are_field_errors() {
         CallOutcome::response(200, br#"{"id": "1"}"#.to_vec())
     });
     assert_eq!(reply["data"], json!({"users": null}));
-    assert_eq!(reply["errors"][0]["extensions"]["code"], "UPSTREAM_BAD_RESPONSE");
+    assert_eq!(
+        reply["errors"][0]["extensions"]["code"],
+        "UPSTREAM_BAD_RESPONSE"
+    );
 }
 
 #[test]
 fn abstract_types_resolve_from_typename() {
     let q = r#"{ a: node(id: "1") { id ... on User { name } __typename } b: node(id: "o") { ... on Order { amount } } c: node(id: "x") { id } }"#;
     let (_, reply, _) = run(gateway(BATCHED), query(q));
-    assert_eq!(reply["data"]["a"], json!({"id": "1", "name": "Alice", "__typename": "User"}));
+    assert_eq!(
+        reply["data"]["a"],
+        json!({"id": "1", "name": "Alice", "__typename": "User"})
+    );
     assert_eq!(reply["data"]["b"], json!({"amount": 1.5}));
     assert_eq!(reply["data"]["c"], Value::Null);
-    assert_eq!(reply["errors"][0]["extensions"]["code"], "ABSTRACT_TYPE_UNRESOLVED");
+    assert_eq!(
+        reply["errors"][0]["extensions"]["code"],
+        "ABSTRACT_TYPE_UNRESOLVED"
+    );
 }
 
 #[test]
@@ -335,8 +402,20 @@ fn mutation_fields_run_one_after_another() {
         let (status, body) = answer(&call.request.path);
         CallOutcome::response(status, body)
     });
-    assert_eq!(waves, [vec!["/function/create-order"], vec!["/function/create-order"]]);
-    assert_eq!(bodies, [r#"{"userId":"1","amount":5}"#, r#"{"userId":"2","amount":6}"#]);
+    assert_eq!(
+        waves,
+        [
+            vec!["/function/create-order"],
+            vec!["/function/create-order"]
+        ]
+    );
+    assert_eq!(
+        bodies,
+        [
+            r#"{"userId":"1","amount":5}"#,
+            r#"{"userId":"2","amount":6}"#
+        ]
+    );
     assert_eq!(reply["data"]["b"]["id"], "order-new");
 }
 
@@ -345,8 +424,14 @@ fn invalid_requests_call_nothing() {
     for (body, code) in [
         (query("{ nope }"), "GRAPHQL_VALIDATION_FAILED"),
         (query("{ user(id: "), "GRAPHQL_PARSE_FAILED"),
-        (query("query($id: ID!) { user(id: $id) { id } }"), "BAD_USER_INPUT"),
-        (query("subscription { users { id } }"), "GRAPHQL_VALIDATION_FAILED"),
+        (
+            query("query($id: ID!) { user(id: $id) { id } }"),
+            "BAD_USER_INPUT",
+        ),
+        (
+            query("subscription { users { id } }"),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
     ] {
         let mut execution = Execution::start(gateway(BATCHED), &post(body.clone()));
         assert!(execution.take_calls().is_empty(), "{body}");
@@ -354,10 +439,15 @@ fn invalid_requests_call_nothing() {
         let json: Value = serde_json::from_slice(&reply.body).unwrap();
         assert!(json.get("data").is_none(), "{json}");
         assert_eq!(json["errors"][0]["extensions"]["code"], code, "{json}");
-        assert_eq!(reply.status, 200, "application/json answers GraphQL errors with 200");
+        assert_eq!(
+            reply.status, 200,
+            "application/json answers GraphQL errors with 200"
+        );
     }
     let mut strict = post(query("{ nope }"));
-    strict.headers.push(("accept".into(), "application/graphql-response+json".into()));
+    strict
+        .headers
+        .push(("accept".into(), "application/graphql-response+json".into()));
     let reply = Execution::start(gateway(BATCHED), &strict).reply().unwrap();
     assert_eq!(reply.status, 400);
     assert_eq!(reply.headers[0].1, "application/graphql-response+json");
@@ -370,12 +460,18 @@ fn introspection_and_typename_are_answered_locally() {
     assert!(waves.is_empty());
     assert_eq!(reply["data"]["__typename"], "Query");
     assert_eq!(reply["data"]["__type"]["fields"][0]["name"], "id");
-    let (_, reply, _) = run(gateway(BATCHED), query("{ __schema { directives { name } } }"));
+    let (_, reply, _) = run(
+        gateway(BATCHED),
+        query("{ __schema { directives { name } } }"),
+    );
     let names: Vec<&str> = reply["data"]["__schema"]["directives"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert!(!names.contains(&"http"), "mapping directives are not exposed: {names:?}");
+    assert!(
+        !names.contains(&"http"),
+        "mapping directives are not exposed: {names:?}"
+    );
 }
