@@ -181,7 +181,7 @@ fn unknown_cluster_is_a_field_error_not_a_hang() {
     let plugin = Plugin::new(
         &module,
         Profile::envoy(["openfaas"]),
-        &config("no_such_cluster"),
+        config("no_such_cluster"),
     );
     let mut request = post(&plugin);
     request.body(SEED_QUERY.as_bytes());
