@@ -1,0 +1,339 @@
+//! The sandbox: two mock-function servers and one Envoy, on loopback.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::config::{self, LISTENERS};
+use crate::http::{Client, Reply};
+use crate::paths::Paths;
+use crate::process::ProcessGuard;
+
+/// Bound of every readiness wait.
+pub const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The delay of every function of the slow mock (`--delay-ms`).
+pub const SLOW_DELAY_MS: u64 = 100;
+/// The slow mock's `echo` delay: the sibling that outlives a parent + child chain.
+pub const SLOW_ECHO_DELAY_MS: u64 = 400;
+
+/// One mock-functions server.
+#[derive(Debug)]
+pub struct Mock {
+    process: ProcessGuard,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    client: Client,
+}
+
+impl Mock {
+    fn start(paths: &Paths, name: &str, args: &[String]) -> Result<Mock, String> {
+        let log = paths.work.join(format!("mock-{name}.log"));
+        let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut command = Command::new(&paths.mock_functions);
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut process = ProcessGuard::spawn(&format!("mock-functions ({name})"), command)?;
+        let stdout = process
+            .child_mut()
+            .stdout
+            .take()
+            .ok_or("mock-functions has no stdout pipe")?;
+        // The first line announces the address; the rest is drained so the
+        // server can never block on a full pipe.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(STARTUP_DEADLINE) {
+            Ok(Some(Ok(line))) => line,
+            Ok(_) => {
+                return Err(format!(
+                    "mock-functions ({name}) closed its stdout without announcing its address; \
+                     see {}",
+                    log.display()
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                "mock-functions ({name}) did not announce its address within {STARTUP_DEADLINE:?}"
+            ))
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| format!("mock-functions ({name}) said {line:?}"))?;
+        Ok(Mock {
+            process,
+            addr,
+            client: Client::default(),
+        })
+    }
+
+    /// Zeroes the counters and the call log.
+    pub fn reset(&self) {
+        let reply = self
+            .client
+            .post(&format!("http://{}/_reset", self.addr), &[], "")
+            .unwrap_or_else(|e| panic!("POST /_reset to the mock functions: {e}"));
+        assert_eq!(reply.status, 200, "POST /_reset: {}", reply.body);
+    }
+
+    /// The `/_stats` document.
+    pub fn stats(&self) -> Value {
+        let reply = self
+            .client
+            .get(&format!("http://{}/_stats", self.addr))
+            .unwrap_or_else(|e| panic!("GET /_stats from the mock functions: {e}"));
+        assert_eq!(reply.status, 200, "GET /_stats: {}", reply.body);
+        reply.json()
+    }
+
+    /// Stops the server (also done on drop).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+}
+
+/// Everything the tests talk to. Dropping it stops Envoy, then the mocks.
+#[derive(Debug)]
+pub struct Sandbox {
+    envoy: ProcessGuard,
+    /// Mock functions without delays, behind cluster `openfaas`.
+    pub fast: Mock,
+    /// Mock functions with delays, behind cluster `functions-slow`.
+    pub slow: Mock,
+    /// Envoy's admin address.
+    pub admin: SocketAddr,
+    /// The port of each listener, by name.
+    pub ports: BTreeMap<String, u16>,
+    /// Envoy's log (its stdout and stderr).
+    pub envoy_log: PathBuf,
+    /// The generated Envoy configuration.
+    pub envoy_config: PathBuf,
+    /// A client for the tests.
+    pub client: Client,
+    /// The paths the sandbox was built from.
+    pub paths: Paths,
+}
+
+impl Sandbox {
+    /// Starts the mocks and Envoy and waits until every listener is up.
+    pub fn start(paths: Paths) -> Result<Sandbox, String> {
+        paths.check()?;
+        if let Some(warning) = paths.staleness_warning() {
+            eprintln!("envoy-e2e: {warning}");
+        }
+        std::fs::create_dir_all(&paths.work)
+            .map_err(|e| format!("cannot create {}: {e}", paths.work.display()))?;
+        let fast = Mock::start(&paths, "fast", &[])?;
+        let slow = Mock::start(
+            &paths,
+            "slow",
+            &[
+                format!("--delay-ms={SLOW_DELAY_MS}"),
+                format!("--delay=echo={SLOW_ECHO_DELAY_MS}"),
+            ],
+        )?;
+
+        let demo = config::load_yaml(&paths.demo_config)?;
+        let wasm = paths
+            .wasm
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", paths.wasm.display()))?;
+        let generated = config::sandbox_config(&demo, &wasm, fast.addr.port(), slow.addr.port())?;
+        let envoy_config = paths.work.join("envoy.yaml");
+        let text = serde_norway::to_string(&generated).map_err(|e| e.to_string())?;
+        std::fs::write(&envoy_config, text)
+            .map_err(|e| format!("cannot write {}: {e}", envoy_config.display()))?;
+
+        let envoy_log = paths.work.join("envoy.log");
+        let admin_file = paths.work.join("admin-address");
+        let _ = std::fs::remove_file(&admin_file);
+        let log = File::create(&envoy_log).map_err(|e| format!("{}: {e}", envoy_log.display()))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", envoy_log.display()))?;
+        let mut command = Command::new(&paths.envoy);
+        command
+            .arg("-c")
+            .arg(&envoy_config)
+            .args(["--concurrency", "1", "--log-level", "info"])
+            // A base id no other Envoy uses (a running demo keeps 0).
+            .arg("--use-dynamic-base-id")
+            .arg("--base-id-path")
+            .arg(paths.work.join("base-id"))
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            // As in the demo: Envoy runs from the repository root.
+            .current_dir(&paths.repo)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let envoy = ProcessGuard::spawn("envoy", command)?;
+
+        let client = Client::new(Duration::from_secs(10));
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        let log_path = envoy_log.clone();
+        let failed = move |problem: String| {
+            let tail = log_tail(&log_path, 30);
+            format!(
+                "{problem}\n--- last lines of {} ---\n{tail}",
+                log_path.display()
+            )
+        };
+        let admin: SocketAddr = loop {
+            envoy.check_running().map_err(&failed)?;
+            let text = std::fs::read_to_string(&admin_file).unwrap_or_default();
+            if let Ok(addr) = text.trim().parse() {
+                break addr;
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!(
+                    "Envoy did not open its admin interface within {STARTUP_DEADLINE:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        loop {
+            envoy.check_running().map_err(&failed)?;
+            let ready = client.get(&format!("http://{admin}/ready"));
+            if matches!(&ready, Ok(r) if r.status == 200) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!(
+                    "Envoy was not ready within {STARTUP_DEADLINE:?}: {ready:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ports = listener_ports(&client, admin).map_err(&failed)?;
+        for name in LISTENERS {
+            if !ports.contains_key(name) {
+                return Err(failed(format!(
+                    "Envoy has no listener {name}; it has {ports:?}"
+                )));
+            }
+        }
+        let sandbox = Sandbox {
+            envoy,
+            fast,
+            slow,
+            admin,
+            ports,
+            envoy_log,
+            envoy_config,
+            client,
+            paths,
+        };
+        // Warm-up: the first request of each listener is not measured.
+        for name in LISTENERS {
+            sandbox
+                .client
+                .post_json(&sandbox.graphql_url(name), r#"{"query":"{ __typename }"}"#)
+                .map_err(|e| failed(format!("warm-up request to listener {name}: {e}")))?;
+        }
+        Ok(sandbox)
+    }
+
+    /// The port of a listener.
+    pub fn port(&self, listener: &str) -> u16 {
+        *self
+            .ports
+            .get(listener)
+            .unwrap_or_else(|| panic!("no listener {listener}"))
+    }
+
+    /// `http://127.0.0.1:<port>/graphql` of a listener.
+    pub fn graphql_url(&self, listener: &str) -> String {
+        format!("http://127.0.0.1:{}/graphql", self.port(listener))
+    }
+
+    /// POSTs a GraphQL request (JSON text) to a listener.
+    pub fn graphql(&self, listener: &str, body: &str) -> Reply {
+        self.client
+            .post_json(&self.graphql_url(listener), body)
+            .unwrap_or_else(|e| panic!("POST {}: {e}", self.graphql_url(listener)))
+    }
+
+    /// Resets both mocks' counters.
+    pub fn reset(&self) {
+        self.fast.reset();
+        self.slow.reset();
+    }
+
+    /// The value of an Envoy counter or gauge (0 when it does not exist yet).
+    pub fn envoy_stat(&self, name: &str) -> u64 {
+        let url = format!("http://{}/stats?format=json&filter=^{name}$", self.admin);
+        let reply = self
+            .client
+            .get(&url)
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(reply.status, 200, "GET {url}: {}", reply.body);
+        reply.json()["stats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["value"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Envoy's log so far.
+    pub fn envoy_log_text(&self) -> String {
+        std::fs::read_to_string(&self.envoy_log).unwrap_or_default()
+    }
+
+    /// Stops Envoy, then the mocks (also done on drop).
+    pub fn stop(&mut self) {
+        self.envoy.stop();
+        self.fast.stop();
+        self.slow.stop();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn listener_ports(client: &Client, admin: SocketAddr) -> Result<BTreeMap<String, u16>, String> {
+    let url = format!("http://{admin}/listeners?format=json");
+    let reply = client.get(&url)?;
+    let value: Value = serde_json::from_str(&reply.body)
+        .map_err(|e| format!("GET {url}: not JSON ({e}): {}", reply.body))?;
+    let mut ports = BTreeMap::new();
+    for status in value["listener_statuses"].as_array().into_iter().flatten() {
+        let name = status["name"].as_str().unwrap_or_default();
+        let port = status["local_address"]["socket_address"]["port_value"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0);
+        if let Some(port) = port {
+            ports.insert(name.to_string(), port);
+        }
+    }
+    Ok(ports)
+}
+
+fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
