@@ -12,6 +12,7 @@ use graphql_aggregator::config::Gateway;
 use graphql_aggregator::execute::{Execution, PendingCall};
 use graphql_aggregator::request::HttpRequest;
 use graphql_aggregator::upstream::{CallFailure, CallOutcome};
+use mock_functions::{answer_get, DataSet};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -50,70 +51,29 @@ fn gateway(orders: &str) -> Arc<Gateway> {
     Arc::new(Gateway::from_json(&config.to_string()).expect("valid config"))
 }
 
-fn user(id: u32) -> Value {
-    match id {
-        1 => json!({"id": "1", "name": "Alice", "email": "alice@example.com"}),
-        2 => json!({"id": "2", "name": "Bob", "email": "bob@example.com"}),
-        k => {
-            json!({"id": k.to_string(), "name": format!("User {k}"), "email": format!("user{k}@example.com")})
-        }
-    }
-}
-
-fn orders(id: u32) -> Value {
-    match id {
-        1 => {
-            json!([{"id": "order-101", "amount": 99.99, "itemCount": 2}, {"id": "order-102", "amount": 19.5, "itemCount": 1}])
-        }
-        2 => json!([{"id": "order-201", "amount": 250.0, "itemCount": 5}]),
-        k => {
-            json!([{"id": format!("order-{k}01"), "amount": f64::from(k) * 10.0 + 0.5, "itemCount": 1}])
-        }
-    }
-}
-
 const USERS: u32 = 50;
 
-/// The fake functions: (status, body) for a path.
+/// The mock functions' data set (the same answers the real functions serve).
+const DATA: DataSet = DataSet::new(USERS);
+
+/// The orders of user `id`, as the functions serve them.
+fn orders(id: u32) -> Value {
+    DATA.orders(&id.to_string())
+}
+
+/// The functions' answer for a path: the mock functions' own, plus `/node`
+/// (an interface) and `/create-order` (a mutation) for these tests.
 fn answer(path: &str) -> (u16, Vec<u8>) {
-    let path = path.strip_prefix("/function").unwrap_or(path);
-    let (route, query) = path.split_once('?').unwrap_or((path, ""));
-    let param = |name: &str| {
-        query
-            .split('&')
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    };
-    let known = |id: &str| id.parse::<u32>().ok().filter(|n| (1..=USERS).contains(n));
-    let body = match route {
-        "/user-profile" => match param("id").as_deref().and_then(known) {
-            Some(n) => user(n),
-            None => return (404, b"user not found".to_vec()),
-        },
-        "/user-orders" => param("id")
-            .as_deref()
-            .and_then(known)
-            .map_or(json!([]), orders),
-        "/user-orders-batch" => {
-            let mut map = serde_json::Map::new();
-            for id in param("ids").unwrap_or_default().split(',') {
-                if let Some(n) = known(id) {
-                    map.insert(id.to_string(), orders(n));
-                }
-            }
-            Value::Object(map)
+    let route = path.strip_prefix("/function").unwrap_or(path);
+    let body = match route.split_once('?').unwrap_or((route, "")) {
+        ("/node", "id=1") => json!({"__typename": "User", "id": "1", "name": "Alice"}),
+        ("/node", "id=o") => json!({"__typename": "Order", "id": "o", "amount": 1.5}),
+        ("/node", _) => json!({"id": "x"}),
+        ("/create-order", _) => json!({"id": "order-new", "amount": 5.0}),
+        _ => {
+            let answer = answer_get(&DATA, path);
+            return (answer.status, answer.body.into_bytes());
         }
-        "/users" => Value::Array((1..=USERS).map(user).collect()),
-        "/inventory" => json!({"sku": param("sku"), "inStock": true, "quantity": 7}),
-        "/node" => match param("id").as_deref() {
-            Some("1") => json!({"__typename": "User", "id": "1", "name": "Alice"}),
-            Some("o") => json!({"__typename": "Order", "id": "o", "amount": 1.5}),
-            _ => json!({"id": "x"}),
-        },
-        "/create-order" => json!({"id": "order-new", "amount": 5.0}),
-        "/not-json" => return (200, b"<html>".to_vec()),
-        _ => return (404, b"no such function".to_vec()),
     };
     (200, body.to_string().into_bytes())
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::function::Function;
+use mock_functions::Function;
 
 /// Usage text printed by `--help` and after argument errors.
 pub const USAGE: &str = "\

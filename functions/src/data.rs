@@ -13,7 +13,7 @@ pub struct DataSet {
 
 impl DataSet {
     /// A data set with users `1..=users`.
-    pub fn new(users: u32) -> DataSet {
+    pub const fn new(users: u32) -> DataSet {
         DataSet { users }
     }
 

@@ -6,8 +6,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod cli;
-mod data;
-mod function;
 mod routes;
 mod stats;
 

@@ -11,9 +11,8 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use crate::cli::Config;
-use crate::data::DataSet;
-use crate::function::Function;
 use crate::stats::Stats;
+use mock_functions::{answer, Answer, DataSet, Function};
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -106,16 +105,6 @@ struct Request {
     query: Vec<(String, String)>,
 }
 
-impl Request {
-    /// First non-empty value of query parameter `name`.
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 async fn function(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -168,50 +157,26 @@ fn dispatch(state: &AppState, f: Function, req: &Request) -> Response {
         return response;
     }
     match f {
-        Function::UserProfile => match req.param("id") {
-            None => text_response(StatusCode::BAD_REQUEST, "user id is required"),
-            Some(id) => match state.data.user(id) {
-                Some(user) => json_response(StatusCode::OK, &user),
-                None => text_response(
-                    StatusCode::NOT_FOUND,
-                    format!("user with id {id} not found"),
-                ),
-            },
-        },
-        Function::UserOrders => match req.param("id") {
-            None => text_response(StatusCode::BAD_REQUEST, "user id is required"),
-            Some(id) => json_response(StatusCode::OK, &state.data.orders(id)),
-        },
-        Function::UserOrdersBatch => match req.param("ids") {
-            None => text_response(StatusCode::BAD_REQUEST, "user ids are required"),
-            Some(ids) => json_response(StatusCode::OK, &state.data.orders_batch(ids)),
-        },
-        Function::Users => json_response(StatusCode::OK, &state.data.users()),
-        Function::Inventory => match req.param("sku") {
-            None => text_response(StatusCode::BAD_REQUEST, "sku is required"),
-            Some(sku) => match DataSet::inventory(sku) {
-                Some(item) => json_response(StatusCode::OK, &item),
-                None => text_response(StatusCode::NOT_FOUND, format!("sku {sku} not found")),
-            },
-        },
         Function::Echo => json_response(StatusCode::OK, &echo(req)),
-        Function::Status => {
-            let code = req
-                .param("code")
-                .and_then(|c| c.parse::<u16>().ok())
-                .filter(|c| (200..=599).contains(c))
-                .and_then(|c| StatusCode::from_u16(c).ok());
-            match code {
-                Some(code) => json_response(code, &json!({ "status": code.as_u16() })),
-                None => text_response(
-                    StatusCode::BAD_REQUEST,
-                    "code must be an HTTP status between 200 and 599",
-                ),
-            }
-        }
-        Function::NotJson => text_response(StatusCode::OK, "this is not json"),
         Function::CreateOrder => create_order(state, req),
+        f => match answer(&state.data, f, &req.query) {
+            Some(answer) => answer_response(answer),
+            None => text_response(StatusCode::NOT_FOUND, format!("no function named {f}")),
+        },
     }
+}
+
+fn answer_response(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(answer.content_type()),
+        )],
+        Body::from(answer.body),
+    )
+        .into_response()
 }
 
 fn echo(req: &Request) -> Value {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-use crate::function::Function;
+use mock_functions::Function;
 
 /// How many log entries are kept (the most recent ones).
 pub const LOG_CAPACITY: usize = 10_000;
