@@ -58,6 +58,8 @@ pub enum RequestError {
     MethodNotAllowed(String),
     /// A POST whose content type is not `application/json`.
     UnsupportedMediaType(String),
+    /// A POST with no body at all.
+    EmptyBody,
     /// The body is not JSON.
     BodyNotJson(String),
     /// The body is JSON, but not an object.
@@ -86,6 +88,10 @@ impl fmt::Display for RequestError {
                 f,
                 "content type {t:?} is not supported: send `application/json` with \
                  {{\"query\": ..., \"variables\": ..., \"operationName\": ...}}"
+            ),
+            RequestError::EmptyBody => write!(
+                f,
+                "the request body is empty: send a JSON object such as {{\"query\": \"{{ __typename }}\"}}"
             ),
             RequestError::BodyNotJson(e) => write!(f, "the request body is not valid JSON: {e}"),
             RequestError::BodyNotObject => write!(f, "the request body must be a JSON object"),
@@ -127,6 +133,9 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest, RequestError> {
         && !media.eq_ignore_ascii_case("application/graphql+json")
     {
         return Err(RequestError::UnsupportedMediaType(content_type.to_string()));
+    }
+    if request.body.iter().all(u8::is_ascii_whitespace) {
+        return Err(RequestError::EmptyBody);
     }
     let body: JsonValue = serde_json::from_slice(&request.body)
         .map_err(|e| RequestError::BodyNotJson(e.to_string()))?;
@@ -248,6 +257,8 @@ mod tests {
     #[test]
     fn rejects_bodies_that_are_not_graphql_requests() {
         assert!(matches!(post("{"), Err(RequestError::BodyNotJson(_))));
+        assert!(matches!(post(""), Err(RequestError::EmptyBody)));
+        assert!(matches!(post(" \n"), Err(RequestError::EmptyBody)));
         assert_eq!(post("[]"), Err(RequestError::BodyNotObject));
         assert_eq!(post("{}"), Err(RequestError::MissingQuery));
         assert_eq!(post(r#"{"query": 1}"#), Err(bad("query", "a string")));
