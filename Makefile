@@ -64,8 +64,10 @@ unit:
 ## host-tests: the built .wasm driven through the Proxy-Wasm ABI
 # Release build: wasmi's interpreter only runs in constant stack when optimised
 # (in the dev profile a large module overflows the test thread's stack).
+# --show-output prints the memory test's linear-memory sizes.
 host-tests: wasm
-	$(CARGO) test --locked --release -p host-tests
+	$(CARGO) test --locked --release -p host-tests --lib --test host_self_test
+	$(CARGO) test --locked --release -p host-tests --test aggregator -- --show-output
 
 ## e2e: real Envoy with the filter and the mock functions
 e2e: setup wasm functions
