@@ -1,27 +1,37 @@
-//! What the data functions answer, as plain data: the same answers the
-//! server sends, for tests that play the functions without a socket.
+//! What every function answers, as plain data: the server sends exactly
+//! these answers, and tests that play the functions in-process (the
+//! engine's tests, host-tests) use them directly.
 
-use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use serde_json::{json, Map, Value};
 
 use crate::data::DataSet;
 use crate::function::Function;
 
-/// A function's answer: status, content type and body.
+/// A function's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
     /// HTTP status.
     pub status: u16,
-    /// Whether the body is JSON (`application/json`) or text (`text/plain`).
-    pub json: bool,
+    /// The `content-type` header value.
+    pub content_type: &'static str,
+    /// Other headers (e.g. `allow` on a 405).
+    pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: String,
 }
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
 
 impl Answer {
     fn json(status: u16, value: &Value) -> Answer {
         Answer {
             status,
-            json: true,
+            content_type: JSON,
+            headers: Vec::new(),
             body: value.to_string(),
         }
     }
@@ -29,32 +39,92 @@ impl Answer {
     fn text(status: u16, text: impl Into<String>) -> Answer {
         Answer {
             status,
-            json: false,
+            content_type: TEXT,
+            headers: Vec::new(),
             body: text.into(),
         }
     }
 
     /// The `content-type` header value.
     pub fn content_type(&self) -> &'static str {
-        if self.json {
-            "application/json"
-        } else {
-            "text/plain; charset=utf-8"
-        }
+        self.content_type
     }
 }
 
-/// The answer of a function that depends only on its query parameters
-/// (every function but `echo` and `create-order`, which read the request and
-/// return `None` here). `query` holds decoded `(name, value)` pairs.
-pub fn answer(data: &DataSet, function: Function, query: &[(String, String)]) -> Option<Answer> {
-    let param = |name: &str| {
-        query
+/// One HTTP request to a function.
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionRequest<'a> {
+    /// The method, upper case.
+    pub method: &'a str,
+    /// The query string's decoded `(name, value)` pairs.
+    pub query: &'a [(String, String)],
+    /// The raw query string (without `?`), if any.
+    pub raw_query: Option<&'a str>,
+    /// The path as received (e.g. `/function/echo`).
+    pub path: &'a str,
+    /// Request headers, names lower case.
+    pub headers: &'a [(String, String)],
+    /// The body.
+    pub body: &'a [u8],
+}
+
+impl FunctionRequest<'_> {
+    /// First non-empty value of query parameter `name`.
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query
             .iter()
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The orders `create-order` has made, counted per user: the n-th order of
+/// user `u` is `order-u-n`. Shared by every request of one server.
+#[derive(Debug, Default)]
+pub struct OrderBook {
+    per_user: Mutex<HashMap<String, u64>>,
+}
+
+impl OrderBook {
+    /// Records one more order of `user` and returns its number (1, 2, ...).
+    fn next(&self, user: &str) -> u64 {
+        let mut per_user = self.per_user.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = per_user.entry(user.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Forgets every order.
+    pub fn clear(&self) {
+        self.per_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// What `function` answers to `request`.
+pub fn answer(
+    data: &DataSet,
+    orders: &OrderBook,
+    function: Function,
+    request: &FunctionRequest<'_>,
+) -> Answer {
+    let allowed: &[&str] = match function {
+        Function::Echo => &[],
+        Function::CreateOrder => &["POST"],
+        _ => &["GET", "HEAD"],
     };
-    let answer = match function {
+    if !allowed.is_empty() && !allowed.contains(&request.method) {
+        let mut answer = Answer::text(
+            405,
+            format!("{} does not accept {}", function.name(), request.method),
+        );
+        answer.headers.push(("allow", allowed.join(", ")));
+        return answer;
+    }
+    let param = |name| request.param(name);
+    match function {
         Function::UserProfile => match param("id") {
             None => Answer::text(400, "user id is required"),
             Some(id) => match data.user(id) {
@@ -78,6 +148,15 @@ pub fn answer(data: &DataSet, function: Function, query: &[(String, String)]) ->
                 None => Answer::text(404, format!("sku {sku} not found")),
             },
         },
+        Function::Node => match param("id") {
+            None => Answer::text(400, "id is required"),
+            Some(id) => match data.node(id) {
+                Some(node) => Answer::json(200, &node),
+                None => Answer::text(404, format!("no node with id {id}")),
+            },
+        },
+        Function::Search => Answer::json(200, &data.search(param("text").unwrap_or_default())),
+        Function::Echo => Answer::json(200, &echo(request)),
         Function::Status => {
             match param("code")
                 .and_then(|c| c.parse::<u16>().ok())
@@ -88,26 +167,105 @@ pub fn answer(data: &DataSet, function: Function, query: &[(String, String)]) ->
             }
         }
         Function::NotJson => Answer::text(200, "this is not json"),
-        Function::Echo | Function::CreateOrder => return None,
-    };
-    Some(answer)
+        Function::CreateOrder => create_order(orders, request.body),
+    }
 }
 
-/// The answer to `GET path_and_query`, where the path is `/<name>` or
-/// `/function/<name>` as the server routes it; 404 for anything else.
-pub fn answer_get(data: &DataSet, path_and_query: &str) -> Answer {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
+/// The answer to `method path_and_query` with no headers, where the path is
+/// `/<name>` or `/function/<name>` as the server routes it; 404 otherwise.
+pub fn answer_path(
+    data: &DataSet,
+    orders: &OrderBook,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> Answer {
+    let (path, raw_query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
     let name = path.strip_prefix("/function").unwrap_or(path);
-    let function = name.strip_prefix('/').and_then(Function::from_name);
-    let query: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+    let Some(function) = name.strip_prefix('/').and_then(Function::from_name) else {
+        return Answer::text(404, format!("no route for {path}"));
+    };
+    let query = parse_query(raw_query.unwrap_or_default());
+    let request = FunctionRequest {
+        method,
+        query: &query,
+        raw_query,
+        path,
+        headers: &[],
+        body,
+    };
+    answer(data, orders, function, &request)
+}
+
+/// `GET path_and_query` (see [`answer_path`]), for the functions that keep
+/// no state.
+pub fn answer_get(data: &DataSet, path_and_query: &str) -> Answer {
+    answer_path(data, &OrderBook::default(), "GET", path_and_query, b"")
+}
+
+/// Decodes a query string into `(name, value)` pairs.
+pub fn parse_query(raw: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    match function.and_then(|f| answer(data, f, &query)) {
-        Some(answer) => answer,
-        None => Answer::text(404, format!("no route for {path}")),
+        .collect()
+}
+
+fn echo(request: &FunctionRequest<'_>) -> Value {
+    let mut headers = Map::new();
+    for (name, value) in request.headers {
+        match headers.get_mut(name) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(value);
+            }
+            _ => {
+                headers.insert(name.clone(), Value::String(value.clone()));
+            }
+        }
     }
+    let body = if request.body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(request.body)
+            .unwrap_or_else(|_| String::from_utf8_lossy(request.body).into_owned().into())
+    };
+    json!({
+        "method": request.method,
+        "path": request.path,
+        "query": request.query.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "rawQuery": request.raw_query,
+        "headers": headers,
+        "body": body,
+    })
+}
+
+fn create_order(orders: &OrderBook, body: &[u8]) -> Answer {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
+    let fields = parsed.ok().and_then(|v| match v {
+        Value::Object(mut o) => Some((o.remove("userId")?, o.remove("amount")?)),
+        _ => None,
+    });
+    let Some((user_id, amount)) = fields else {
+        return Answer::text(400, "body must be a JSON object with userId and amount");
+    };
+    let user = match &user_id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let number = orders.next(&user);
+    Answer::json(
+        200,
+        &json!({
+            "id": format!("order-{user}-{number}"),
+            "userId": user_id,
+            "amount": amount,
+            "itemCount": 1,
+            "orderNumber": number,
+        }),
+    )
 }
 
 #[cfg(test)]
@@ -130,8 +288,43 @@ mod tests {
             json!({"2": [{"id": "order-201", "amount": 250.0, "itemCount": 5}]})
         );
         assert_eq!(answer_get(&data, "/user-profile?id=9").status, 404);
-        assert_eq!(answer_get(&data, "/echo").status, 404);
         assert_eq!(answer_get(&data, "/nope").status, 404);
-        assert!(!answer_get(&data, "/not-json").json);
+        assert_eq!(answer_get(&data, "/not-json").content_type, TEXT);
+        let post = answer_path(&data, &OrderBook::default(), "POST", "/users", b"");
+        assert_eq!(
+            (post.status, post.headers),
+            (405, vec![("allow", "GET, HEAD".into())])
+        );
+    }
+
+    #[test]
+    fn orders_are_numbered_per_user() {
+        let (data, book) = (DataSet::new(3), OrderBook::default());
+        let order = |user: &str| {
+            let body = format!(r#"{{"userId": "{user}", "amount": 5}}"#);
+            let a = answer_path(&data, &book, "POST", "/create-order", body.as_bytes());
+            serde_json::from_str::<Value>(&a.body).unwrap()["id"].clone()
+        };
+        assert_eq!(order("a"), "order-a-1");
+        assert_eq!(order("a"), "order-a-2");
+        assert_eq!(order("b"), "order-b-1");
+        book.clear();
+        assert_eq!(order("a"), "order-a-1");
+    }
+
+    #[test]
+    fn echo_reflects_the_request() {
+        let data = DataSet::new(1);
+        let a = answer_path(
+            &data,
+            &OrderBook::default(),
+            "POST",
+            "/echo?x=1&x=2",
+            b"{\"a\":1}",
+        );
+        let v: Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(v["query"], json!([["x", "1"], ["x", "2"]]));
+        assert_eq!(v["rawQuery"], "x=1&x=2");
+        assert_eq!(v["body"], json!({"a": 1}));
     }
 }

@@ -53,6 +53,62 @@ impl DataSet {
         Value::Object(out)
     }
 
+    /// A user (`__typename: "User"`) or an order (`__typename: "Order"`) by
+    /// id, as a `Node` interface function answers.
+    pub fn node(&self, id: &str) -> Option<Value> {
+        let (mut found, typename) = match self.user(id) {
+            Some(user) => (user, "User"),
+            None => (self.order(id)?, "Order"),
+        };
+        let object = found.as_object_mut()?;
+        object.insert("__typename".to_owned(), typename.into());
+        Some(found)
+    }
+
+    /// The order with this id, if any user has it.
+    fn order(&self, id: &str) -> Option<Value> {
+        (1..=self.users)
+            .filter_map(|k| match orders_of(k) {
+                Value::Array(items) => Some(items),
+                _ => None,
+            })
+            .flatten()
+            .find(|o| o.get("id").and_then(Value::as_str) == Some(id))
+    }
+
+    /// Users whose name and SKUs whose code contain `text` (ignoring case),
+    /// each tagged with `"kind": "user"` or `"kind": "inventory"`; the text
+    /// `mystery` adds an item of an unknown kind.
+    pub fn search(&self, text: &str) -> Value {
+        let needle = text.to_lowercase();
+        let mut hits = Vec::new();
+        for k in 1..=self.users {
+            let mut user = user_object(k);
+            let name = user.get("name").and_then(Value::as_str).unwrap_or_default();
+            if !needle.is_empty() && name.to_lowercase().contains(&needle) {
+                if let Some(o) = user.as_object_mut() {
+                    o.insert("kind".to_owned(), "user".into());
+                }
+                hits.push(user);
+            }
+        }
+        for n in 1..=SKU_COUNT {
+            let sku = format!("sku-{n}");
+            if !needle.is_empty() && sku.contains(&needle) {
+                if let Some(mut item) = DataSet::inventory(&sku) {
+                    if let Some(o) = item.as_object_mut() {
+                        o.insert("kind".to_owned(), "inventory".into());
+                    }
+                    hits.push(item);
+                }
+            }
+        }
+        if needle == "mystery" {
+            hits.push(json!({ "kind": "gadget", "id": "g-1" }));
+        }
+        Value::Array(hits)
+    }
+
     /// Stock of `sku` (`sku-1` ..= `sku-20`), or `None` for other SKUs.
     pub fn inventory(sku: &str) -> Option<Value> {
         let n = sku

@@ -15,6 +15,10 @@ pub enum Function {
     Users,
     /// `GET /inventory?sku=SKU`: stock of one SKU.
     Inventory,
+    /// `GET /node?id=ID`: a user or an order, with `__typename`.
+    Node,
+    /// `GET /search?text=T`: users and SKUs matching, tagged with `kind`.
+    Search,
     /// `ANY /echo`: echoes the received request as JSON.
     Echo,
     /// `GET /status?code=N`: answers with status `N`.
@@ -27,12 +31,14 @@ pub enum Function {
 
 impl Function {
     /// Every function, in a stable order.
-    pub const ALL: [Function; 9] = [
+    pub const ALL: [Function; 11] = [
         Function::UserProfile,
         Function::UserOrders,
         Function::UserOrdersBatch,
         Function::Users,
         Function::Inventory,
+        Function::Node,
+        Function::Search,
         Function::Echo,
         Function::Status,
         Function::NotJson,
@@ -47,6 +53,8 @@ impl Function {
             Function::UserOrdersBatch => "user-orders-batch",
             Function::Users => "users",
             Function::Inventory => "inventory",
+            Function::Node => "node",
+            Function::Search => "search",
             Function::Echo => "echo",
             Function::Status => "status",
             Function::NotJson => "not-json",

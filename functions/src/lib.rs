@@ -10,6 +10,8 @@ pub mod answer;
 pub mod data;
 pub mod function;
 
-pub use answer::{answer, answer_get, Answer};
+pub use answer::{
+    answer, answer_get, answer_path, parse_query, Answer, FunctionRequest, OrderBook,
+};
 pub use data::DataSet;
 pub use function::Function;

@@ -8,11 +8,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::cli::Config;
 use crate::stats::Stats;
-use mock_functions::{answer, Answer, DataSet, Function};
+use mock_functions::{answer, parse_query, Answer, DataSet, Function, FunctionRequest, OrderBook};
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -23,6 +23,8 @@ pub struct AppState {
     pub data: DataSet,
     /// Counters and call log.
     pub stats: Stats,
+    /// The orders `create-order` made (cleared by `/_reset`).
+    pub orders: OrderBook,
     served: Vec<Function>,
 }
 
@@ -33,6 +35,7 @@ impl AppState {
         AppState {
             data: DataSet::new(config.users),
             stats: Stats::new(served.clone()),
+            orders: OrderBook::default(),
             served,
             config,
         }
@@ -93,16 +96,8 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response {
 
 async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.stats.reset();
+    state.orders.clear();
     json_response(StatusCode::OK, &json!({ "ok": true }))
-}
-
-/// One request to a function, as the dispatcher sees it.
-struct Request {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    query: Vec<(String, String)>,
 }
 
 async fn function(
@@ -122,53 +117,28 @@ async fn function(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let query = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+    let query = parse_query(uri.query().unwrap_or(""));
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (k.as_str().to_owned(), value)
+        })
         .collect();
-    let request = Request {
-        method,
-        uri,
-        headers,
-        body,
-        query,
+    let request = FunctionRequest {
+        method: method.as_str(),
+        query: &query,
+        raw_query: uri.query(),
+        path: uri.path(),
+        headers: &headers,
+        body: &body,
     };
-    dispatch(&state, f, &request)
-}
-
-fn dispatch(state: &AppState, f: Function, req: &Request) -> Response {
-    let allowed: &[Method] = match f {
-        Function::Echo => &[],
-        Function::CreateOrder => &[Method::POST],
-        _ => &[Method::GET, Method::HEAD],
-    };
-    if !allowed.is_empty() && !allowed.contains(&req.method) {
-        let allow = allowed
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut response = text_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} does not accept {}", f.name(), req.method),
-        );
-        if let Ok(v) = HeaderValue::from_str(&allow) {
-            response.headers_mut().insert(header::ALLOW, v);
-        }
-        return response;
-    }
-    match f {
-        Function::Echo => json_response(StatusCode::OK, &echo(req)),
-        Function::CreateOrder => create_order(state, req),
-        f => match answer(&state.data, f, &req.query) {
-            Some(answer) => answer_response(answer),
-            None => text_response(StatusCode::NOT_FOUND, format!("no function named {f}")),
-        },
-    }
+    answer_response(answer(&state.data, &state.orders, f, &request))
 }
 
 fn answer_response(answer: Answer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+    let mut response = (
         status,
         [(
             header::CONTENT_TYPE,
@@ -176,56 +146,11 @@ fn answer_response(answer: Answer) -> Response {
         )],
         Body::from(answer.body),
     )
-        .into_response()
-}
-
-fn echo(req: &Request) -> Value {
-    let mut headers = Map::new();
-    for name in req.headers.keys() {
-        let values: Vec<_> = req
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect();
-        headers.insert(name.as_str().to_owned(), values.join(", ").into());
+        .into_response();
+    for (name, value) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
     }
-    let body = if req.body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&req.body)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&req.body).into_owned().into())
-    };
-    json!({
-        "method": req.method.as_str(),
-        "path": req.uri.path(),
-        "query": req.query.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-        "rawQuery": req.uri.query(),
-        "headers": headers,
-        "body": body,
-    })
-}
-
-fn create_order(state: &AppState, req: &Request) -> Response {
-    let parsed: Result<Value, _> = serde_json::from_slice(&req.body);
-    let fields = parsed.ok().and_then(|v| match v {
-        Value::Object(mut o) => Some((o.remove("userId")?, o.remove("amount")?)),
-        _ => None,
-    });
-    let Some((user_id, amount)) = fields else {
-        return text_response(
-            StatusCode::BAD_REQUEST,
-            "body must be a JSON object with userId and amount",
-        );
-    };
-    let seq = state.stats.next_order_seq();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "id": format!("order-new-{seq}"),
-            "userId": user_id,
-            "amount": amount,
-            "itemCount": 1,
-        }),
-    )
+    response
 }

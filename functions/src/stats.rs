@@ -36,7 +36,6 @@ struct Inner {
     max_by: [u64; N],
     next_seq: u64,
     log: VecDeque<Entry>,
-    order_seq: u64,
 }
 
 #[derive(Debug)]
@@ -61,7 +60,6 @@ impl Inner {
             max_by: [0; N],
             next_seq: 0,
             log: VecDeque::new(),
-            order_seq: 0,
         }
     }
 
@@ -169,14 +167,7 @@ impl Stats {
         }
     }
 
-    /// Next `create-order` sequence number (1, 2, ... since the last reset).
-    pub fn next_order_seq(&self) -> u64 {
-        let mut s = self.lock();
-        s.order_seq += 1;
-        s.order_seq
-    }
-
-    /// Zeroes counters, maxima, the log, the order sequence and the clock.
+    /// Zeroes counters, maxima, the log and the clock.
     ///
     /// Calls still in flight are forgotten: their end is not recorded.
     pub fn reset(&self) {
@@ -258,8 +249,6 @@ mod tests {
     #[test]
     fn reset_zeroes_everything_and_forgets_old_calls() {
         let st = stats();
-        assert_eq!(st.next_order_seq(), 1);
-        assert_eq!(st.next_order_seq(), 2);
         let old = st.begin(Function::Echo, "/echo");
         st.reset();
         let new = st.begin(Function::Echo, "/echo?x=1");
@@ -271,7 +260,6 @@ mod tests {
         assert_eq!(snap["log"][0]["finished_us"], Value::Null);
         drop(new);
         assert_eq!(st.snapshot()["in_flight"], 0);
-        assert_eq!(st.next_order_seq(), 1);
     }
 
     #[test]
