@@ -1,12 +1,12 @@
 //! The plugin configuration: JSON text as Envoy's `configuration` or Kong's
 //! filter `config` delivers it, checked once and shared by every request.
 
-use crate::schema::{self, Resolvers};
+use crate::schema::{self, Discriminator, Resolvers};
 use crate::upstream::{Upstream, DEFAULT_TIMEOUT};
 use apollo_compiler::validation::Valid;
-use apollo_compiler::Schema;
+use apollo_compiler::{Name, Schema};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -52,6 +52,13 @@ pub enum ConfigError {
         /// What is wrong.
         problem: String,
     },
+    /// A type's directive is wrong (e.g. `@discriminator`).
+    Type {
+        /// The type's name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// An entry of `upstreams` is wrong.
     Upstream {
         /// The upstream's name.
@@ -71,6 +78,7 @@ impl fmt::Display for ConfigError {
                 at,
                 problem,
             } => write!(f, "schema field {coordinate}{at}: {problem}"),
+            ConfigError::Type { name, problem } => write!(f, "schema type {name}: {problem}"),
             ConfigError::Upstream { name, problem } => write!(f, "upstreams.{name}: {problem}"),
         }
     }
@@ -86,6 +94,8 @@ pub struct Gateway {
     pub schema: Valid<Schema>,
     /// Which fields call which functions, and how.
     pub resolvers: Resolvers,
+    /// How interfaces and unions find their concrete type (`@discriminator`).
+    pub discriminators: HashMap<Name, Discriminator>,
     /// The functions that may be called, by name.
     pub upstreams: BTreeMap<String, Upstream>,
     /// Whether `__schema` and `__type` are answered.
@@ -109,6 +119,7 @@ impl Gateway {
         Ok(Gateway {
             schema: loaded.api,
             resolvers: loaded.resolvers,
+            discriminators: loaded.discriminators,
             upstreams,
             introspection: raw.introspection,
             warnings: loaded.warnings,

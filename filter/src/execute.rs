@@ -17,6 +17,7 @@
 //! fields with a batch form become one call for all distinct keys, the
 //! others are de-duplicated and dispatched together.
 
+use crate::abstract_type::{concrete_type, lookup};
 use crate::config::Gateway;
 use crate::plan::{argument_values, collect_fields, sub_selections};
 use crate::request::{self, HttpRequest, ResponseMedia};
@@ -26,7 +27,7 @@ use crate::template::{append_query, encode_component, Values};
 use crate::upstream::{CallFailure, CallOutcome, UpstreamRequest};
 use apollo_compiler::executable::{Field, OperationType, Selection};
 use apollo_compiler::response::{JsonMap, JsonValue};
-use apollo_compiler::schema::{ExtendedType, Type};
+use apollo_compiler::schema::Type;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name, Node};
 use indexmap::IndexMap;
@@ -356,7 +357,7 @@ impl Execution {
             };
             if let Some((resolver, _)) = gateway.resolvers.find(&type_name, &first.name) {
                 let Some(run) = self.run.as_mut() else { return };
-                let args = argument_values(definition, first, &run.variables);
+                let args = argument_values(&gateway.schema, definition, first, &run.variables);
                 if let Some(entry) = run.objects.get_mut(object) {
                     entry.fields.insert(key.clone(), Fetched::Pending);
                 }
@@ -596,10 +597,12 @@ impl Execution {
                 let JsonValue::Object(map) = value else {
                     return Fetched::Error(self.record(FieldFailure::bad_response("an object")));
                 };
-                let type_name = match self.concrete_type(name, map) {
-                    Ok(t) => t,
-                    Err(failure) => return Fetched::Error(self.record(failure)),
-                };
+                let gateway = &self.gateway;
+                let type_name =
+                    match concrete_type(&gateway.schema, &gateway.discriminators, name, map) {
+                        Ok(t) => t,
+                        Err(failure) => return Fetched::Error(self.record(failure)),
+                    };
                 let Some(run) = self.run.as_mut() else {
                     return Fetched::Leaf(JsonValue::Null);
                 };
@@ -626,44 +629,10 @@ impl Execution {
             }
         }
     }
-
-    /// The concrete object type of a function's JSON object.
-    fn concrete_type(&self, declared: &Name, object: &JsonMap) -> Result<Name, FieldFailure> {
-        let schema = &self.gateway.schema;
-        match schema.types.get(declared) {
-            Some(ExtendedType::Object(_)) => Ok(declared.clone()),
-            _ => {
-                let typename = object.get("__typename").and_then(|t| t.as_str());
-                match typename {
-                    Some(t) if schema.is_subtype(declared, t) => Name::new(t).map_err(|_| {
-                        FieldFailure::new(format!("`{t}` is not a type name"), "UPSTREAM_BAD_RESPONSE")
-                    }),
-                    Some(t) => Err(FieldFailure::new(
-                        format!("the function answered __typename `{t}`, which is not a possible type of {declared}"),
-                        "UPSTREAM_BAD_RESPONSE",
-                    )),
-                    None => Err(FieldFailure::new(
-                        format!("cannot decide the concrete type of {declared}: the function's object has no `__typename`"),
-                        "ABSTRACT_TYPE_UNRESOLVED",
-                    )),
-                }
-            }
-        }
-    }
 }
 
 fn is_leaf(gateway: &Gateway, name: &Name) -> bool {
     gateway.schema.types.get(name).is_none_or(|t| t.is_leaf())
-}
-
-/// Follow a dotted key path into a JSON object.
-fn lookup<'a>(object: &'a JsonMap, path: &[String]) -> Option<&'a JsonValue> {
-    let (first, rest) = path.split_first()?;
-    let mut value = object.get(first.as_str())?;
-    for key in rest {
-        value = value.as_object()?.get(key.as_str())?;
-    }
-    Some(value)
 }
 
 /// A key value as text, for batching and matching (`1` and `"1"` match).

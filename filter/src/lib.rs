@@ -4,7 +4,7 @@
 //! The crate is split in two:
 //!
 //! * the **engine** ([`config`], [`schema`], [`template`], [`upstream`],
-//!   [`request`], [`plan`], [`execute`], [`response`]) is plain Rust with no
+//!   [`request`], [`plan`], [`execute`], [`abstract_type`], [`response`]) is plain Rust with no
 //!   proxy-wasm types. It takes a GraphQL-over-HTTP request and the functions'
 //!   answers as data, says which calls to make, and finally what to reply.
 //! * the **adapter** (`adapter`, compiled for `wasm32` only) moves bytes
@@ -32,6 +32,7 @@
 //! assert_eq!(reply.body, br#"{"data":{"hello":"world"}}"#);
 //! ```
 
+pub mod abstract_type;
 pub mod config;
 pub mod execute;
 pub mod plan;

@@ -5,7 +5,7 @@
 use apollo_compiler::ast::Value;
 use apollo_compiler::executable::{Field, Selection};
 use apollo_compiler::response::{JsonMap, JsonValue as Json};
-use apollo_compiler::schema::{ExtendedType, FieldDefinition, ObjectType};
+use apollo_compiler::schema::{ExtendedType, FieldDefinition, ObjectType, Type};
 use apollo_compiler::{ExecutableDocument, Name, Node, Schema};
 use indexmap::IndexMap;
 use serde_json::Number;
@@ -131,10 +131,13 @@ pub fn sub_selections(fields: &[Node<Field>]) -> impl Iterator<Item = &Selection
         .flat_map(|f| f.selection_set.selections.iter())
 }
 
-/// The argument values of a field as JSON: literals, variables substituted
-/// (from already coerced variable values), defaults filled in. Arguments
-/// that are absent and have no default are left out.
+/// The argument values of a field as JSON, as the spec's
+/// `CoerceArgumentValues()` gives them: variables substituted (from already
+/// coerced variable values), defaults filled in, also inside input objects,
+/// and a single value given for a list wrapped in a list. Arguments that are
+/// absent and have no default are left out.
 pub fn argument_values(
+    schema: &Schema,
     definition: &FieldDefinition,
     field: &Field,
     variables: &JsonMap,
@@ -147,19 +150,62 @@ pub fn argument_values(
             .find(|a| a.name == argument.name)
             .and_then(|a| match a.value.as_ref() {
                 Value::Variable(v) => variables.get(v.as_str()).cloned(),
-                other => Some(to_json(other, variables)),
+                other => Some(input_value(schema, &argument.ty, other, variables)),
             });
         let value = given.or_else(|| {
             argument
                 .default_value
                 .as_ref()
-                .map(|d| to_json(d, variables))
+                .map(|d| input_value(schema, &argument.ty, d, variables))
         });
         if let Some(value) = value {
             out.insert(argument.name.as_str(), value);
         }
     }
     out
+}
+
+/// A literal input value of type `ty` as JSON, with input-object defaults
+/// and list wrapping applied.
+fn input_value(schema: &Schema, ty: &Type, value: &Value, variables: &JsonMap) -> Json {
+    match (value, ty) {
+        (Value::Variable(v), _) => variables.get(v.as_str()).cloned().unwrap_or(Json::Null),
+        (Value::Null, _) => Json::Null,
+        (Value::List(items), Type::List(inner) | Type::NonNullList(inner)) => Json::Array(
+            items
+                .iter()
+                .map(|item| input_value(schema, inner, item, variables))
+                .collect(),
+        ),
+        (single, Type::List(inner) | Type::NonNullList(inner)) => {
+            Json::Array(vec![input_value(schema, inner, single, variables)])
+        }
+        (Value::Object(given), Type::Named(name) | Type::NonNullNamed(name)) => {
+            let Some(input) = schema.get_input_object(name) else {
+                return to_json(value, variables);
+            };
+            let mut out = JsonMap::new();
+            for (field_name, field) in &input.fields {
+                let supplied = given
+                    .iter()
+                    .find(|(k, _)| k == field_name)
+                    .map(|(_, v)| v.as_ref())
+                    .filter(|v| match v {
+                        // An input field given an absent variable is absent.
+                        Value::Variable(var) => variables.contains_key(var.as_str()),
+                        _ => true,
+                    });
+                let value = match (supplied, &field.default_value) {
+                    (Some(v), _) => input_value(schema, &field.ty, v, variables),
+                    (None, Some(default)) => input_value(schema, &field.ty, default, variables),
+                    (None, None) => continue,
+                };
+                out.insert(field_name.as_str(), value);
+            }
+            Json::Object(out)
+        }
+        _ => to_json(value, variables),
+    }
 }
 
 /// A GraphQL input value as JSON.
@@ -203,7 +249,9 @@ mod tests {
     use apollo_compiler::ExecutableDocument;
     use serde_json::json;
 
-    const SDL: &str = "type Query { user(id: ID!, limit: Int = 10, tags: [String]): User }
+    const SDL: &str =
+        "type Query { user(id: ID!, limit: Int = 10, tags: [String], page: Page): User }
+        input Page { size: Int = 20 after: String sort: [String] = [\"id\"] }
         interface Named { name: String } type User implements Named { id: ID name: String }";
 
     fn setup(
@@ -256,8 +304,26 @@ mod tests {
             .cloned()
             .unwrap();
         assert_eq!(
-            Json::Object(argument_values(def, field, &vars)),
+            Json::Object(argument_values(&schema, def, field, &vars)),
             Json::from(json!({"id": "7", "limit": 10, "tags": ["a", "b"]}))
+        );
+    }
+
+    #[test]
+    fn literal_input_objects_get_their_defaults_and_lists_their_wrapping() {
+        let (schema, doc) = setup(
+            "query($a: String) { user(id: 1, tags: \"x\", page: {after: $a, sort: \"name\"}) { id } }",
+        );
+        let op = doc.operations.get(None).unwrap();
+        let Some(Selection::Field(field)) = op.selection_set.selections.first() else {
+            panic!()
+        };
+        let def = schema.type_field("Query", "user").unwrap();
+        assert_eq!(
+            Json::Object(argument_values(&schema, def, field, &JsonMap::new())),
+            Json::from(
+                json!({"id": 1, "limit": 10, "tags": ["x"], "page": {"size": 20, "sort": ["name"]}})
+            )
         );
     }
 }

@@ -27,6 +27,17 @@ directive @http(
   batch: HttpBatch
 ) on FIELD_DEFINITION
 
+"Read the concrete type of an interface or union from a key of the function's JSON (without it: `__typename`)."
+directive @discriminator(
+  "The key (a dotted path) whose value names the type, e.g. `kind`."
+  field: String!
+  "Values of that key mapped to type names, e.g. `{user: \"User\"}`. Values not listed must be type names."
+  types: DiscriminatorTypes
+) on INTERFACE | UNION
+
+"An object of `value: \"TypeName\"` pairs."
+scalar DiscriminatorTypes
+
 "How a field whose function accepts many keys at once is batched."
 input HttpBatch {
   "The parent object's key whose values are sent together, e.g. `id`."
@@ -42,6 +53,8 @@ input HttpBatch {
 
 const DIRECTIVE: &str = "http";
 const BATCH_INPUT: &str = "HttpBatch";
+const DISCRIMINATOR: &str = "discriminator";
+const DISCRIMINATOR_TYPES: &str = "DiscriminatorTypes";
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /// Identifies a resolver inside [`Resolvers`].
@@ -76,6 +89,27 @@ pub struct Batch {
     /// For list answers: the item key that holds a parent's key. `None`: the
     /// answer is an object keyed by the parent's key.
     pub item_key: Option<Vec<String>>,
+}
+
+/// How the concrete type of an interface or union is read from a
+/// function's JSON (`@discriminator`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discriminator {
+    /// The key (a dotted path) whose value names the type.
+    pub field: Vec<String>,
+    /// Values of that key mapped to object type names. Values not listed
+    /// must be type names themselves.
+    pub types: Vec<(String, Name)>,
+}
+
+impl Discriminator {
+    /// The type name a discriminator value stands for.
+    pub fn type_for<'a>(&'a self, value: &'a str) -> &'a str {
+        self.types
+            .iter()
+            .find(|(v, _)| v == value)
+            .map_or(value, |(_, t)| t.as_str())
+    }
 }
 
 /// All resolvers of a schema, looked up by type and field name.
@@ -117,6 +151,8 @@ pub struct LoadedSchema {
     pub api: Valid<Schema>,
     /// The field-to-function mapping.
     pub resolvers: Resolvers,
+    /// `@discriminator`s of interfaces and unions, by type name.
+    pub discriminators: HashMap<Name, Discriminator>,
     /// Problems that do not stop the configuration from loading.
     pub warnings: Vec<String>,
 }
@@ -141,7 +177,17 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
     if full.schema_definition.query.is_none() {
         return Err(ConfigError::Schema("the schema has no Query type".into()));
     }
+    let mut discriminators = HashMap::new();
     for (type_name, ty) in &full.types {
+        if let Some(directive) = ty.directives().get(DISCRIMINATOR) {
+            let found = discriminator(&full, type_name, directive).map_err(|problem| {
+                ConfigError::Type {
+                    name: type_name.to_string(),
+                    problem,
+                }
+            })?;
+            discriminators.insert(type_name.clone(), found);
+        }
         let fields = match ty {
             ExtendedType::Object(o) => &o.fields,
             ExtendedType::Interface(i) => &i.fields,
@@ -193,6 +239,7 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
     Ok(LoadedSchema {
         api,
         resolvers,
+        discriminators,
         warnings,
     })
 }
@@ -333,12 +380,65 @@ fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
     })
 }
 
-/// The schema clients see: the prelude's definitions and every `@http`
-/// application removed.
+/// A `@discriminator` on `type_name`, checked against its possible types.
+fn discriminator(
+    schema: &Schema,
+    type_name: &Name,
+    directive: &apollo_compiler::ast::Directive,
+) -> Result<Discriminator, String> {
+    let field_text = string_arg(directive, "field").unwrap_or_default();
+    let field: Vec<String> = field_text.split('.').map(str::to_string).collect();
+    if field.iter().any(String::is_empty) {
+        return Err(format!(
+            "@discriminator field {field_text:?} is not a key path such as `kind` or `meta.type`"
+        ));
+    }
+    let mut types = Vec::new();
+    match directive
+        .specified_argument_by_name("types")
+        .map(|v| v.as_ref())
+    {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(entries)) => {
+            for (value, target) in entries {
+                let Some(target) = target.as_str() else {
+                    return Err(format!(
+                        "@discriminator types: the value of `{value}` must be a type name in quotes"
+                    ));
+                };
+                if !schema.is_subtype(type_name, target) {
+                    return Err(format!(
+                        "@discriminator types maps `{value}` to {target:?}, which is not a possible type of {type_name}"
+                    ));
+                }
+                let target = Name::new(target).map_err(|e| e.to_string())?;
+                types.push((value.to_string(), target));
+            }
+        }
+        Some(_) => {
+            return Err("@discriminator types must be an object such as {user: \"User\"}".into())
+        }
+    }
+    Ok(Discriminator { field, types })
+}
+
+/// The schema clients see: the prelude's definitions and every `@http` and
+/// `@discriminator` application removed.
 fn api_schema(mut schema: Schema) -> Result<Valid<Schema>, ConfigError> {
     schema.directive_definitions.shift_remove(DIRECTIVE);
+    schema.directive_definitions.shift_remove(DISCRIMINATOR);
     schema.types.shift_remove(BATCH_INPUT);
+    schema.types.shift_remove(DISCRIMINATOR_TYPES);
     for ty in schema.types.values_mut() {
+        match ty {
+            ExtendedType::Interface(i) if i.directives.has(DISCRIMINATOR) => {
+                i.make_mut().directives.retain(|d| d.name != DISCRIMINATOR);
+            }
+            ExtendedType::Union(u) if u.directives.has(DISCRIMINATOR) => {
+                u.make_mut().directives.retain(|d| d.name != DISCRIMINATOR);
+            }
+            _ => {}
+        }
         let fields = match ty {
             ExtendedType::Object(o) => &mut o.make_mut().fields,
             ExtendedType::Interface(i) => &mut i.make_mut().fields,
@@ -410,6 +510,35 @@ mod tests {
         assert!(e.contains("root field has no parent"), "{e}");
         let e = problem("type Query { a: Strin }");
         assert!(e.contains("Strin"), "{e}");
+    }
+
+    #[test]
+    fn discriminators_are_checked_and_stripped() {
+        let sdl = r#"type Query { s: [R] @http(upstream: "profile", path: "/s") }
+            union R @discriminator(field: "meta.kind", types: {user: "User"}) = User | Item
+            type User { id: ID } type Item { id: ID }"#;
+        let loaded = load(sdl, &["profile"]).unwrap();
+        let d = &loaded.discriminators[&Name::new("R").unwrap()];
+        assert_eq!(d.field, ["meta", "kind"]);
+        assert_eq!(d.type_for("user"), "User");
+        assert_eq!(d.type_for("Item"), "Item");
+        let printed = loaded.api.to_string();
+        assert!(
+            !printed.contains("discriminator") && !printed.contains("DiscriminatorTypes"),
+            "{printed}"
+        );
+
+        let e = load(
+            &sdl.replace(r#"user: "User""#, r#"user: "Query""#),
+            &["profile"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"schema type R: @discriminator types maps `user` to "Query", which is not a possible type of R"#
+        );
+        let e = load(&sdl.replace("meta.kind", "meta."), &["profile"]).unwrap_err();
+        assert!(e.to_string().contains("not a key path"), "{e}");
     }
 
     #[test]

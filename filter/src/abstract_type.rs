@@ -1,0 +1,176 @@
+//! The spec's `ResolveAbstractType()`: which object type a function's JSON
+//! object is, when the schema says an interface or a union.
+//!
+//! In order: the type's `@discriminator` key (mapped through its `types`),
+//! the object's `__typename`, and the only possible type when there is just
+//! one. Anything else is a field error that says what to configure.
+
+use crate::response::FieldFailure;
+use crate::schema::Discriminator;
+use apollo_compiler::response::{JsonMap, JsonValue};
+use apollo_compiler::schema::ExtendedType;
+use apollo_compiler::{Name, Schema};
+use std::collections::HashMap;
+
+/// The concrete object type of `object`, a value of the declared type.
+pub fn concrete_type(
+    schema: &Schema,
+    discriminators: &HashMap<Name, Discriminator>,
+    declared: &Name,
+    object: &JsonMap,
+) -> Result<Name, FieldFailure> {
+    if let Some(ExtendedType::Object(_)) = schema.types.get(declared) {
+        return Ok(declared.clone());
+    }
+    if let Some(discriminator) = discriminators.get(declared) {
+        if let Some(value) = lookup(object, &discriminator.field).and_then(text) {
+            let type_name = discriminator.type_for(&value);
+            return possible(schema, declared, type_name).ok_or_else(|| {
+                unresolved(
+                    schema,
+                    declared,
+                    format!(
+                        "the function's `{}` is {value:?}, which names no possible type of {declared}",
+                        discriminator.field.join(".")
+                    ),
+                )
+            });
+        }
+    }
+    if let Some(typename) = object.get("__typename").and_then(JsonValue::as_str) {
+        return possible(schema, declared, typename).ok_or_else(|| {
+            unresolved(
+                schema,
+                declared,
+                format!("the function answered __typename {typename:?}, which is not a possible type of {declared}"),
+            )
+        });
+    }
+    let candidates = possible_types(schema, declared);
+    if let [only] = candidates.as_slice() {
+        return Ok(only.clone());
+    }
+    let how = match discriminators.get(declared) {
+        Some(d) => format!("no `{}` and no `__typename`", d.field.join(".")),
+        None => format!(
+            "no `__typename` (add `@discriminator(field: \"...\")` to {declared} to read the type from another key)"
+        ),
+    };
+    Err(unresolved(
+        schema,
+        declared,
+        format!("the function's object has {how}"),
+    ))
+}
+
+/// `type_name` as a name, if it is a possible type of `declared`.
+fn possible(schema: &Schema, declared: &Name, type_name: &str) -> Option<Name> {
+    if schema.is_subtype(declared, type_name) {
+        Name::new(type_name).ok()
+    } else {
+        None
+    }
+}
+
+/// Every object type an interface or union can be, in schema order.
+fn possible_types(schema: &Schema, declared: &Name) -> Vec<Name> {
+    schema
+        .types
+        .iter()
+        .filter(|(name, ty)| ty.is_object() && schema.is_subtype(declared, name))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn unresolved(schema: &Schema, declared: &Name, why: String) -> FieldFailure {
+    let names: Vec<String> = possible_types(schema, declared)
+        .iter()
+        .map(Name::to_string)
+        .collect();
+    FieldFailure::new(
+        format!(
+            "cannot decide the concrete type of {declared} ({}): {why}",
+            names.join(", ")
+        ),
+        "ABSTRACT_TYPE_UNRESOLVED",
+    )
+}
+
+/// Follow a dotted key path into a JSON object.
+pub fn lookup<'a>(object: &'a JsonMap, path: &[String]) -> Option<&'a JsonValue> {
+    let (first, rest) = path.split_first()?;
+    let mut value = object.get(first.as_str())?;
+    for key in rest {
+        value = value.as_object()?.get(key.as_str())?;
+    }
+    Some(value)
+}
+
+fn text(value: &JsonValue) -> Option<String> {
+    match value {
+        JsonValue::String(s) => Some(s.as_str().to_string()),
+        JsonValue::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apollo_compiler::Schema;
+
+    const SDL: &str = "type Query { a: R i: I }
+        union R = User | Item  union Solo = User
+        interface I { id: ID } type User implements I { id: ID } type Item implements I { id: ID }";
+
+    fn object(json: serde_json::Value) -> JsonMap {
+        JsonValue::from(json).as_object().cloned().unwrap()
+    }
+
+    fn name(n: &str) -> Name {
+        Name::new(n).unwrap()
+    }
+
+    #[test]
+    fn discriminator_then_typename_then_the_only_type() {
+        let schema = Schema::parse_and_validate(SDL, "s.graphql").unwrap();
+        let mut discriminators = HashMap::new();
+        discriminators.insert(
+            name("R"),
+            Discriminator {
+                field: vec!["meta".into(), "kind".into()],
+                types: vec![("user".into(), name("User"))],
+            },
+        );
+        let decide =
+            |t: &str, json| concrete_type(&schema, &discriminators, &name(t), &object(json));
+        let kind = serde_json::json!({"meta": {"kind": "user"}, "__typename": "Item"});
+        assert_eq!(decide("R", kind).unwrap(), "User");
+        assert_eq!(
+            decide("R", serde_json::json!({"meta": {"kind": "Item"}})).unwrap(),
+            "Item"
+        );
+        assert_eq!(
+            decide("I", serde_json::json!({"__typename": "Item"})).unwrap(),
+            "Item"
+        );
+        assert_eq!(decide("Solo", serde_json::json!({})).unwrap(), "User");
+        assert_eq!(
+            decide("User", serde_json::json!({"__typename": "Item"})).unwrap(),
+            "User"
+        );
+
+        let e = decide("R", serde_json::json!({"meta": {"kind": "gadget"}})).unwrap_err();
+        assert!(
+            e.message.contains("\"gadget\"") && e.message.contains("User, Item"),
+            "{e:?}"
+        );
+        let e = decide("I", serde_json::json!({"id": 1})).unwrap_err();
+        assert!(e.message.contains("@discriminator"), "{e:?}");
+        let e = decide("I", serde_json::json!({"__typename": "Query"})).unwrap_err();
+        assert_eq!(
+            e.extensions.get("code").and_then(|c| c.as_str()),
+            Some("ABSTRACT_TYPE_UNRESOLVED")
+        );
+    }
+}
