@@ -195,6 +195,29 @@ impl Execution {
                     response::graphql_error(400, e.message().to_string(), "BAD_USER_INPUT", media)
                 })?;
         let root_type = operation.object_type().clone();
+        if !self.gateway.introspection {
+            if let Some(root) = schema.get_object(&root_type) {
+                let fields = collect_fields(
+                    schema,
+                    &document,
+                    &variables,
+                    root,
+                    &operation.selection_set.selections,
+                );
+                let introspects = fields
+                    .values()
+                    .flatten()
+                    .any(|f| f.name == "__schema" || f.name == "__type");
+                if introspects {
+                    return Err(response::graphql_error(
+                        400,
+                        "introspection is disabled on this gateway (`\"introspection\": false` in its configuration); `__typename` still works".into(),
+                        "INTROSPECTION_DISABLED",
+                        media,
+                    ));
+                }
+            }
+        }
         Ok(Run {
             document: Arc::new(document),
             operation_name: graphql.operation_name,

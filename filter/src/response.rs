@@ -113,7 +113,10 @@ fn body(response: ExecutionResponse, failures: &[FieldFailure]) -> JsonValue {
                 .message
                 .find(MARKER)
                 .and_then(|at| error.message.get(at + MARKER.len()..))
-                .and_then(|i| i.parse::<usize>().ok());
+                .and_then(|rest| {
+                    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                    rest.get(..digits)?.parse::<usize>().ok()
+                });
             if let Some(failure) = index.and_then(|i| failures.get(i)) {
                 error.message = failure.message.clone();
                 error.extensions = failure.extensions.clone();
@@ -166,40 +169,75 @@ impl ObjectValue for FetchedObject<'_> {
             .field_selections()
             .first()
             .map_or(info.field_name(), |f| f.response_key().as_str());
+        let ty = &info.field_definition().ty;
         match entry.fields.get(key) {
-            Some(fetched) => resolved(self.objects, fetched),
+            Some(fetched) => resolved(self.objects, fetched, ty),
             None => {
                 let value = entry
                     .source
                     .get(info.field_name())
                     .cloned()
                     .unwrap_or(JsonValue::Null);
-                Ok(leaf(&info.field_definition().ty, value))
+                Ok(leaf(ty, value))
             }
         }
+    }
+}
+
+/// A list item that failed. apollo-compiler turns an error *returned* for a
+/// list item into null for the whole list, where the spec nulls only the
+/// item; an object whose type is not in the schema makes it report a field
+/// error at the item's path and null just that item. The type name carries
+/// the failure's marker, so the error gets its real message back.
+struct FailedItem {
+    marker: String,
+}
+
+impl ObjectValue for FailedItem {
+    fn type_name(&self) -> &str {
+        &self.marker
+    }
+
+    fn resolve_field<'a>(
+        &'a self,
+        _info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
+        Ok(ResolvedValue::null())
     }
 }
 
 fn resolved<'a>(
     objects: &'a [ObjectEntry],
     fetched: &'a Fetched,
+    ty: &Type,
 ) -> Result<ResolvedValue<'a>, FieldError> {
     match fetched {
         Fetched::Pending => Err(FieldError {
             message: "internal error: the field was never resolved".into(),
         }),
-        Fetched::Leaf(value) => Ok(ResolvedValue::leaf(value.clone())),
+        Fetched::Leaf(value) => Ok(leaf(ty, value.clone())),
         Fetched::Object(id) => Ok(ResolvedValue::object(FetchedObject { objects, id: *id })),
-        Fetched::List(items) => Ok(ResolvedValue::List(Box::new(
-            items.iter().map(move |item| resolved(objects, item)),
-        ))),
+        Fetched::List(items) => {
+            let inner = ty.item_type().clone();
+            Ok(ResolvedValue::List(Box::new(items.iter().map(
+                move |item| match item {
+                    Fetched::Error(index) => Ok(ResolvedValue::object(FailedItem {
+                        marker: format!("{MARKER}{index}"),
+                    })),
+                    item => resolved(objects, item, &inner),
+                },
+            ))))
+        }
         Fetched::Error(index) => Err(FieldError {
             message: format!("{MARKER}{index}"),
         }),
     }
 }
 
-/// A leaf read from the parent's JSON; lists become lists of leaves.
+/// A leaf value of type `ty` as a function gave it: lists become lists of
+/// leaves, and numbers are coerced as the spec allows (an integer is a valid
+/// `Float`, an integral float a valid `Int`), which apollo-compiler's result
+/// coercion does not do by itself.
 fn leaf<'a>(ty: &Type, value: JsonValue) -> ResolvedValue<'a> {
     match (ty, value) {
         (Type::List(inner) | Type::NonNullList(inner), JsonValue::Array(items)) => {
@@ -208,7 +246,28 @@ fn leaf<'a>(ty: &Type, value: JsonValue) -> ResolvedValue<'a> {
                 items.into_iter().map(move |item| Ok(leaf(&inner, item))),
             ))
         }
+        (Type::Named(name) | Type::NonNullNamed(name), JsonValue::Number(n)) => {
+            ResolvedValue::leaf(coerce_number(name.as_str(), n))
+        }
         (_, value) => ResolvedValue::leaf(value),
+    }
+}
+
+fn coerce_number(type_name: &str, n: serde_json::Number) -> JsonValue {
+    match type_name {
+        "Float" if !n.is_f64() => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(JsonValue::Number(n), JsonValue::Number),
+        "Int" if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f >= f64::from(i32::MIN) && f <= f64::from(i32::MAX) => {
+                // Exact: f is integral and within i32.
+                #[allow(clippy::cast_possible_truncation)]
+                JsonValue::from(f as i64)
+            }
+            _ => JsonValue::Number(n),
+        },
+        _ => JsonValue::Number(n),
     }
 }
 

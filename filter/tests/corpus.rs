@@ -1,0 +1,81 @@
+//! The GraphQL corpus (`corpus/cases/*.yaml`) against the engine, natively,
+//! with the mock functions' own answers. The same cases run through real
+//! Envoy in `envoy/e2e`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use graphql_aggregator::config::Gateway;
+use graphql_aggregator::execute::Execution;
+use graphql_aggregator::request::HttpRequest;
+use graphql_aggregator::upstream::CallOutcome;
+use graphql_corpus::{cases, filter_config, Case, Variant};
+use mock_functions::{answer_path, DataSet, OrderBook};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The data set the mock functions serve by default.
+const DATA: DataSet = DataSet::new(50);
+
+fn run(gateway: &Arc<Gateway>, case: &Case) -> Result<(), String> {
+    let request = HttpRequest {
+        method: case.method.clone(),
+        path: case.path.clone(),
+        headers: case.headers.clone(),
+        body: case.body.clone(),
+    };
+    let orders = OrderBook::default();
+    let mut execution = Execution::start(gateway.clone(), &request);
+    let mut calls = 0;
+    loop {
+        let pending = execution.take_calls();
+        if pending.is_empty() {
+            break;
+        }
+        for call in pending {
+            calls += 1;
+            let r = &call.request;
+            let body = r.body.as_deref().unwrap_or_default();
+            let answer = answer_path(&DATA, &orders, &r.method, &r.path, body);
+            let outcome = CallOutcome::response(answer.status, answer.body.into_bytes());
+            execution.on_call_outcome(call.id, outcome);
+        }
+    }
+    let reply = execution
+        .reply()
+        .ok_or_else(|| format!("{}: no reply with nothing in flight", case.id))?;
+    case.check(reply.status, &reply.headers, &reply.body)?;
+    match case.expected_calls() {
+        Some(want) if want != calls => Err(format!(
+            "{}: {calls} function calls, expected {want}",
+            case.id
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[test]
+fn corpus_against_the_engine() {
+    let gateways: HashMap<Variant, Arc<Gateway>> = Variant::ALL
+        .into_iter()
+        .map(|v| {
+            let config = filter_config(v, "functions").to_string();
+            (
+                v,
+                Arc::new(Gateway::from_json(&config).expect("the corpus schema loads")),
+            )
+        })
+        .collect();
+    let cases = cases().unwrap();
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| run(&gateways[&case.variant], case).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+    println!("{} corpus cases passed", cases.len());
+}
