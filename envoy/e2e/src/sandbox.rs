@@ -21,6 +21,8 @@ pub const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
 
 /// The delay of every function of the slow mock (`--delay-ms`).
 pub const SLOW_DELAY_MS: u64 = 100;
+/// The fast mock's delay of `create-order` (mutations' serial order shows).
+pub const CREATE_ORDER_DELAY_MS: u64 = 50;
 /// The slow mock's `echo` delay: the sibling that outlives a parent + child chain.
 pub const SLOW_ECHO_DELAY_MS: u64 = 400;
 
@@ -140,7 +142,13 @@ impl Sandbox {
         }
         std::fs::create_dir_all(&paths.work)
             .map_err(|e| format!("cannot create {}: {e}", paths.work.display()))?;
-        let fast = Mock::start(&paths, "fast", &[])?;
+        // create-order takes a while, so that two mutations dispatched
+        // together would overlap in the call log.
+        let fast = Mock::start(
+            &paths,
+            "fast",
+            &[format!("--delay=create-order={CREATE_ORDER_DELAY_MS}")],
+        )?;
         let slow = Mock::start(
             &paths,
             "slow",

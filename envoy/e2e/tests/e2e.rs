@@ -26,8 +26,9 @@ use envoy_e2e::config::{
 use envoy_e2e::http::Reply;
 use envoy_e2e::paths::Paths;
 use envoy_e2e::process::ProcessGuard;
-use envoy_e2e::sandbox::{SLOW_DELAY_MS, SLOW_ECHO_DELAY_MS};
+use envoy_e2e::sandbox::{CREATE_ORDER_DELAY_MS, SLOW_DELAY_MS, SLOW_ECHO_DELAY_MS};
 use envoy_e2e::Sandbox;
+use graphql_corpus::{Case, Variant};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
 
@@ -128,6 +129,14 @@ const SANDBOX_TESTS: &[(&str, SandboxTest)] = &[
         "config::invalid_configuration_answers_500_and_is_logged",
         invalid_configuration_answers_500_and_is_logged,
     ),
+    (
+        "graphql::introspection_rebuilds_the_configured_schema_in_graphql_js",
+        introspection_rebuilds_the_configured_schema,
+    ),
+    (
+        "graphql::mutations_run_one_after_another",
+        mutations_run_one_after_another,
+    ),
 ];
 
 const STATIC_TESTS: &[(&str, StaticTest)] = &[
@@ -162,6 +171,21 @@ fn main() -> ExitCode {
             test(sandbox);
             Ok(())
         }));
+    }
+    // The GraphQL corpus (corpus/cases/*.yaml), one trial per case.
+    match graphql_corpus::cases() {
+        Ok(cases) => {
+            for case in cases {
+                let shared = Arc::clone(&shared);
+                let name = format!("corpus::{}", case.id.replace(": ", "::"));
+                trials.push(Trial::test(name, move || {
+                    let sandbox = shared.sandbox()?;
+                    sandbox.reset();
+                    corpus_case(sandbox, &case).map_err(Failed::from)
+                }));
+            }
+        }
+        Err(e) => trials.push(Trial::test("corpus::load", move || Err(Failed::from(e)))),
     }
     for &(name, test) in STATIC_TESTS {
         let shared = Arc::clone(&shared);
@@ -927,4 +951,118 @@ fn envoy_validates_demo_and_compose_configs(paths: &Paths) {
             config.display()
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// GraphQL completeness: the corpus, introspection, mutations
+
+/// One corpus case through Envoy (function-call counts are checked natively).
+fn corpus_case(sandbox: &Sandbox, case: &Case) -> Result<(), String> {
+    let url = format!(
+        "http://127.0.0.1:{}{}",
+        sandbox.port(config::corpus_listener(case.variant)),
+        case.path
+    );
+    let reply = sandbox
+        .client
+        .send(&case.method, &url, &case.headers, &case.body)
+        .map_err(|e| format!("{}: {e}", case.id))?;
+    case.check(reply.status, &reply.headers, reply.body.as_bytes())
+}
+
+/// graphql-js's standard introspection query, answered by the filter,
+/// rebuilt by graphql-js's `buildClientSchema` and printed, equals the
+/// configured SDL printed by graphql-js (mapping directives dropped).
+fn introspection_rebuilds_the_configured_schema(sandbox: &Sandbox) {
+    let dir = sandbox.paths.repo.join("envoy/e2e/introspection");
+    let modules = dir.join("node_modules/graphql");
+    assert!(
+        modules.is_dir(),
+        "graphql-js is not installed: run `make e2e` (it runs `npm ci --prefix envoy/e2e/introspection`)"
+    );
+    let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
+    let listener = config::corpus_listener(Variant::Public);
+    for file in [
+        "introspection-query.graphql",
+        "introspection-query-full.graphql",
+    ] {
+        let query = std::fs::read_to_string(dir.join(file)).expect("introspection query file");
+        let reply = sandbox.graphql(listener, &request(&query));
+        let introspection = assert_json_answer(&reply, 200);
+        assert!(
+            introspection.get("errors").is_none(),
+            "{file}: {introspection}"
+        );
+        let input = json!({ "sdl": graphql_corpus::SCHEMA, "introspection": introspection });
+        let mut child = Command::new(&node)
+            .arg(dir.join("print-schemas.mjs"))
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {node} (Node.js is needed for this test): {e}"));
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("node stdin");
+            stdin
+                .write_all(input.to_string().as_bytes())
+                .expect("write to node");
+        }
+        let output = child.wait_with_output().expect("node finished");
+        assert!(
+            output.status.success(),
+            "node print-schemas.mjs failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let printed: Value = serde_json::from_slice(&output.stdout).expect("node prints JSON");
+        let (expected, actual) = (
+            printed["expected"].as_str().unwrap_or_default(),
+            printed["actual"].as_str().unwrap_or_default(),
+        );
+        assert!(
+            expected.contains("union SearchResult = User | Inventory"),
+            "{expected}"
+        );
+        assert!(
+            !actual.contains("@http") && !actual.contains("HttpBatch"),
+            "{actual}"
+        );
+        assert_eq!(
+            actual, expected,
+            "{file}: the introspected schema differs from the configured one"
+        );
+    }
+}
+
+/// Root mutation fields run one after another: the second `create-order`
+/// call starts only after the first one answered (each takes
+/// CREATE_ORDER_DELAY_MS), and it sees the first one's order.
+fn mutations_run_one_after_another(sandbox: &Sandbox) {
+    let query = r#"mutation {
+        first: createOrder(input: {userId: "serial", amount: 1}) { id orderNumber }
+        second: createOrder(input: {userId: "serial", amount: 2}) { id orderNumber }
+        third: createOrder(input: {userId: "serial", amount: 3}) { orderNumber }
+    }"#;
+    let reply = sandbox.graphql(config::corpus_listener(Variant::Public), &request(query));
+    let body = assert_json_answer(&reply, 200);
+    assert_eq!(
+        body,
+        json!({"data": {
+            "first": {"id": "order-serial-1", "orderNumber": 1},
+            "second": {"id": "order-serial-2", "orderNumber": 2},
+            "third": {"orderNumber": 3}
+        }})
+    );
+    let stats = sandbox.fast.stats();
+    let calls = log_of(&stats, "create-order");
+    assert_eq!(calls.len(), 3, "{stats}");
+    for pair in calls.windows(2) {
+        assert!(
+            micros(pair[1], "started_us") >= micros(pair[0], "finished_us"),
+            "a mutation field started before the previous one answered: {stats}"
+        );
+    }
+    let total = micros(calls[2], "finished_us") - micros(calls[0], "started_us");
+    assert!(total >= 3 * CREATE_ORDER_DELAY_MS * 1000, "{stats}");
 }
