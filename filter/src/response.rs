@@ -361,3 +361,21 @@ fn graphql_error_status(status: u16, message: &str, code: &str) -> Reply {
     reply.status = status;
     reply
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number(json: &str) -> serde_json::Number {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_coerced_as_the_spec_allows() {
+        assert_eq!(coerce_number("Float", number("5")).to_string(), "5.0");
+        assert_eq!(coerce_number("Int", number("5.0")).to_string(), "5");
+        assert_eq!(coerce_number("Int", number("5.5")).to_string(), "5.5");
+        assert_eq!(coerce_number("Int", number("1e12")).to_string(), "1000000000000.0");
+        assert_eq!(coerce_number("ID", number("7")).to_string(), "7");
+    }
+}
