@@ -21,7 +21,7 @@ WASM := dist/graphql-aggregator.wasm
 export ENVOY
 export GRAPHQL_AGGREGATOR_WASM := $(CURDIR)/$(WASM)
 
-.PHONY: all setup rust-target envoy wasm functions lint unit host-tests e2e test demo clean-dist
+.PHONY: all setup rust-target envoy wasm functions lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz
 
 all: wasm
 
@@ -82,8 +82,32 @@ host-tests: wasm
 e2e: setup wasm functions $(GRAPHQL_JS)
 	$(CARGO) test --locked -p envoy-e2e
 
+## fuzz-smoke / fuzz: the engine's cargo-fuzz targets (request bodies,
+## function answers, configurations), FUZZ_SECONDS each (60 in `make test`).
+# cargo-fuzz needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets the
+# machine's stable toolchain accept them (no second toolchain needed).
+FUZZ_TARGETS := request_body function_response configuration
+FUZZ_SECONDS ?= 60
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_WORK := target/fuzz-work
+
+cargo-fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+
+fuzz-smoke: cargo-fuzz
+	cd filter && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -O
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_WORK)/$$t; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  (cd filter && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t ../$(FUZZ_WORK)/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|panicked|artifact|Done' ) || exit 1; \
+	done
+
+fuzz: FUZZ_SECONDS = 600
+fuzz: fuzz-smoke
+
 ## test: everything
-test: lint unit host-tests e2e
+test: lint unit host-tests e2e fuzz-smoke
 
 ## demo: Envoy with the filter on 127.0.0.1:10000/graphql, mock functions on 127.0.0.1:8081
 demo: setup wasm functions

@@ -1,14 +1,18 @@
 //! The plugin configuration: JSON text as Envoy's `configuration` or Kong's
 //! filter `config` delivers it, checked once and shared by every request.
 
+use crate::limits::Limits;
 use crate::schema::{self, Discriminator, Resolvers};
-use crate::upstream::{Upstream, DEFAULT_TIMEOUT};
+use crate::upstream::{is_hop_by_hop, Upstream, DEFAULT_TIMEOUT};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Schema};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
+
+/// The default of `deadline_ms`: the longest a request may take in all.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The configuration as written by the user.
 #[derive(Debug, Deserialize)]
@@ -19,6 +23,9 @@ struct RawConfig {
     upstreams: BTreeMap<String, RawUpstream>,
     #[serde(default = "yes")]
     introspection: bool,
+    #[serde(default)]
+    limits: Limits,
+    deadline_ms: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -33,6 +40,8 @@ struct RawUpstream {
     #[serde(default)]
     path_prefix: String,
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    forward_headers: Vec<String>,
 }
 
 /// A configuration that cannot be used. Each message names the setting or
@@ -100,6 +109,11 @@ pub struct Gateway {
     pub upstreams: BTreeMap<String, Upstream>,
     /// Whether `__schema` and `__type` are answered.
     pub introspection: bool,
+    /// Size and cost limits.
+    pub limits: Limits,
+    /// How long one request may take in all: calls still pending then are
+    /// abandoned, and each call's timeout is cut to what is left.
+    pub deadline: Duration,
     /// Problems that did not stop the configuration from loading; the adapter
     /// logs them.
     pub warnings: Vec<String>,
@@ -116,12 +130,28 @@ impl Gateway {
         }
         let names: Vec<&str> = upstreams.keys().map(String::as_str).collect();
         let loaded = schema::load(&raw.schema, &names)?;
+        if let Some(zero) = raw.limits.zeros().first() {
+            return Err(ConfigError::Json(format!(
+                "limits.{zero} is 0, which would refuse every request"
+            )));
+        }
+        let deadline = match raw.deadline_ms {
+            Some(0) => {
+                return Err(ConfigError::Json(
+                    "deadline_ms must be greater than 0".into(),
+                ))
+            }
+            Some(ms) => Duration::from_millis(ms),
+            None => DEFAULT_DEADLINE,
+        };
         Ok(Gateway {
             schema: loaded.api,
             resolvers: loaded.resolvers,
             discriminators: loaded.discriminators,
             upstreams,
             introspection: raw.introspection,
+            limits: raw.limits,
+            deadline,
             warnings: loaded.warnings,
         })
     }
@@ -162,12 +192,32 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         Some(ms) => Duration::from_millis(ms),
         None => DEFAULT_TIMEOUT,
     };
+    let mut forward_headers = Vec::new();
+    for header in raw.forward_headers {
+        let lower = header.to_ascii_lowercase();
+        if lower.is_empty()
+            || !lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(problem(&format!(
+                "`forward_headers` entry {header:?} is not a header name"
+            )));
+        }
+        if is_hop_by_hop(&lower) {
+            return Err(problem(&format!(
+                "`forward_headers` entry {header:?} is a hop-by-hop or framing header, which is never forwarded"
+            )));
+        }
+        forward_headers.push(lower);
+    }
     Ok(Upstream {
         name,
         target: raw.target,
         authority,
         path_prefix: prefix,
         timeout,
+        forward_headers,
     })
 }
 

@@ -19,13 +19,17 @@
 
 use crate::abstract_type::{concrete_type, lookup};
 use crate::config::Gateway;
+use crate::limits;
 use crate::plan::{argument_values, collect_fields, sub_selections};
 use crate::request::{self, HttpRequest, ResponseMedia};
 use crate::response::{self, FieldFailure, Reply};
 use crate::schema::ResolverId;
 use crate::template::{append_query, encode_component, Values};
-use crate::upstream::{CallFailure, CallOutcome, UpstreamRequest};
+use crate::upstream::{
+    gateway_failure, is_safe_header_value, CallFailure, CallOutcome, UpstreamRequest,
+};
 use apollo_compiler::executable::{Field, OperationType, Selection};
+use apollo_compiler::parser::Parser;
 use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::schema::Type;
 use apollo_compiler::validation::Valid;
@@ -121,6 +125,10 @@ struct Run {
     failures: Vec<FieldFailure>,
     /// Mutation root fields not started yet (they run one after another).
     serial_roots: VecDeque<(Name, Vec<Node<Field>>)>,
+    /// The client's request headers (names lower case), for forwarding.
+    client_headers: Vec<(String, String)>,
+    /// When the request's time is up, on the host's clock in milliseconds.
+    deadline_at: u64,
 }
 
 /// The execution of one GraphQL request.
@@ -133,9 +141,11 @@ pub struct Execution {
 }
 
 impl Execution {
-    /// Parse, validate and plan a request. When the request is invalid the
-    /// execution is finished at once and [`Execution::reply`] has the error.
-    pub fn start(gateway: Arc<Gateway>, http: &HttpRequest) -> Self {
+    /// Parse, validate, check against the limits and plan a request, at
+    /// `now_ms` on the host's clock (milliseconds; only differences matter).
+    /// When the request is refused the execution is finished at once and
+    /// [`Execution::reply`] has the error.
+    pub fn start(gateway: Arc<Gateway>, http: &HttpRequest, now_ms: u64) -> Self {
         let media = ResponseMedia::negotiate(http.header("accept"));
         let mut execution = Execution {
             gateway,
@@ -143,7 +153,7 @@ impl Execution {
             run: None,
             reply: None,
         };
-        match execution.prepare(http) {
+        match execution.prepare(http, now_ms) {
             Ok(run) => {
                 execution.run = Some(Box::new(run));
                 execution.plan_root();
@@ -154,12 +164,45 @@ impl Execution {
         execution
     }
 
-    fn prepare(&self, http: &HttpRequest) -> Result<Run, Reply> {
+    fn prepare(&self, http: &HttpRequest, now_ms: u64) -> Result<Run, Reply> {
         let media = self.media;
+        let limits = &self.gateway.limits;
+        limits::check("max_body_bytes", limits.max_body_bytes, http.body.len())
+            .map_err(|e| response::limit_exceeded(&e, 413, media))?;
         let graphql = request::parse(http).map_err(|e| response::request_error(&e, media))?;
         let schema = &self.gateway.schema;
-        let ast = apollo_compiler::ast::Document::parse(graphql.query.as_str(), "request.graphql")
-            .map_err(|e| response::document_errors(&e.errors, "GRAPHQL_PARSE_FAILED", media))?;
+        limits::check(
+            "max_query_bytes",
+            limits.max_query_bytes,
+            graphql.query.len(),
+        )
+        .map_err(|e| response::limit_exceeded(&e, 400, media))?;
+        let mut parser = Parser::new()
+            .token_limit(limits.max_query_tokens)
+            .recursion_limit(limits.parser_recursion_limit());
+        let parsed = parser.parse_ast(graphql.query.as_str(), "request.graphql");
+        let ast = parsed.map_err(|e| {
+            let hit = |needle: &str| e.errors.iter().any(|d| d.to_string().contains(needle));
+            let exceeded = if hit("token limit reached") {
+                Some(limits::LimitExceeded {
+                    limit: "max_query_tokens",
+                    max: limits.max_query_tokens,
+                    actual: parser.tokens_reached(),
+                })
+            } else if hit("recursion limit reached") {
+                Some(limits::LimitExceeded {
+                    limit: "max_depth",
+                    max: limits.max_depth,
+                    actual: parser.recursion_reached(),
+                })
+            } else {
+                None
+            };
+            match exceeded {
+                Some(exceeded) => response::limit_exceeded(&exceeded, 400, media),
+                None => response::document_errors(&e.errors, "GRAPHQL_PARSE_FAILED", media),
+            }
+        })?;
         let document = ast.to_executable_validate(schema).map_err(|e| {
             response::document_errors(&e.errors, "GRAPHQL_VALIDATION_FAILED", media)
         })?;
@@ -195,29 +238,30 @@ impl Execution {
                     response::graphql_error(400, e.message().to_string(), "BAD_USER_INPUT", media)
                 })?;
         let root_type = operation.object_type().clone();
+        let roots = limits::root_fields(schema, &document, &variables, operation);
         if !self.gateway.introspection {
-            if let Some(root) = schema.get_object(&root_type) {
-                let fields = collect_fields(
-                    schema,
-                    &document,
-                    &variables,
-                    root,
-                    &operation.selection_set.selections,
-                );
-                let introspects = fields
-                    .values()
-                    .flatten()
-                    .any(|f| f.name == "__schema" || f.name == "__type");
-                if introspects {
-                    return Err(response::graphql_error(
-                        400,
-                        "introspection is disabled on this gateway (`\"introspection\": false` in its configuration); `__typename` still works".into(),
-                        "INTROSPECTION_DISABLED",
-                        media,
-                    ));
-                }
+            let introspects = roots
+                .values()
+                .flatten()
+                .any(|f| f.name == "__schema" || f.name == "__type");
+            if introspects {
+                return Err(response::graphql_error(
+                    400,
+                    "introspection is disabled on this gateway (`\"introspection\": false` in its configuration); `__typename` still works".into(),
+                    "INTROSPECTION_DISABLED",
+                    media,
+                ));
             }
         }
+        limits::check_operation(
+            limits,
+            &self.gateway.resolvers,
+            &document,
+            operation,
+            &roots,
+        )
+        .map_err(|e| response::limit_exceeded(&e, 400, media))?;
+        let deadline_ms = u64::try_from(self.gateway.deadline.as_millis()).unwrap_or(u64::MAX);
         Ok(Run {
             document: Arc::new(document),
             operation_name: graphql.operation_name,
@@ -235,36 +279,102 @@ impl Execution {
             ready: VecDeque::new(),
             failures: Vec::new(),
             serial_roots: VecDeque::new(),
+            client_headers: http.headers.clone(),
+            deadline_at: now_ms.saturating_add(deadline_ms),
         })
     }
 
-    /// The calls to dispatch now. Each must be answered once through
-    /// [`Execution::on_call_outcome`], with a failure if it could not be
-    /// dispatched.
-    pub fn take_calls(&mut self) -> Vec<PendingCall> {
+    /// The calls to dispatch now, at `now_ms`: as many as the concurrency
+    /// limit allows, each with its timeout cut to the time left before the
+    /// request's deadline (also sent as the `x-request-deadline-ms` header).
+    /// Each must be answered once through [`Execution::on_call_outcome`],
+    /// with a failure if it could not be dispatched. Past the deadline
+    /// nothing is dispatched: every call still open fails as timed out.
+    pub fn take_calls(&mut self, now_ms: u64) -> Vec<PendingCall> {
+        if self.expire_if_late(now_ms) {
+            return Vec::new();
+        }
+        let max_concurrent = self.gateway.limits.max_concurrent_calls;
         let Some(run) = self.run.as_mut() else {
             return Vec::new();
         };
-        let mut calls = Vec::with_capacity(run.outbox.len());
-        for id in std::mem::take(&mut run.outbox) {
+        let remaining = run.deadline_at.saturating_sub(now_ms);
+        let room = max_concurrent.saturating_sub(run.in_flight);
+        let take = room.min(run.outbox.len());
+        let mut calls = Vec::with_capacity(take);
+        for id in run.outbox.drain(..take) {
             let Some(call) = run.calls.get_mut(id) else {
                 continue;
             };
             if let CallState::Queued(waiters) = &mut call.state {
                 call.state = CallState::InFlight(std::mem::take(waiters));
                 run.in_flight += 1;
-                calls.push(PendingCall {
-                    id,
-                    request: call.request.clone(),
-                });
+                let mut request = call.request.clone();
+                request.timeout_ms = request.timeout_ms.min(remaining).max(1);
+                request.deadline_header = Some(remaining.to_string());
+                calls.push(PendingCall { id, request });
             }
         }
         calls
     }
 
-    /// Take a call's outcome: merge it into the response and plan the calls
-    /// its children need. Unknown or already answered ids are ignored.
-    pub fn on_call_outcome(&mut self, id: CallId, outcome: CallOutcome) {
+    /// When `now_ms` is past the deadline, fails every call still queued or
+    /// in flight as timed out (their late answers are then ignored) and
+    /// finishes. Returns whether it did.
+    fn expire_if_late(&mut self, now_ms: u64) -> bool {
+        let Some(run) = self.run.as_mut() else {
+            return false;
+        };
+        if now_ms < run.deadline_at {
+            return false;
+        }
+        let deadline = self.gateway.deadline;
+        // Serial mutation fields not started are not run at all.
+        run.serial_roots.clear();
+        run.outbox.clear();
+        let mut open = Vec::new();
+        for call in &mut run.calls {
+            if let CallState::Queued(waiters) | CallState::InFlight(waiters) = &mut call.state {
+                let failure = FieldFailure::new(
+                    format!(
+                        "function {} did not answer within the request's deadline ({} ms)",
+                        call.request.upstream,
+                        deadline.as_millis()
+                    ),
+                    "UPSTREAM_TIMEOUT",
+                )
+                .with_upstream(&call.request.upstream);
+                let result: CallResult = Rc::new(Err(failure));
+                open.push((std::mem::take(waiters), result.clone()));
+                call.state = CallState::Done(result);
+            }
+        }
+        run.in_flight = 0;
+        for (waiters, result) in open {
+            for waiter in waiters {
+                self.deliver(waiter, &result);
+            }
+        }
+        // Whatever the deliveries planned is abandoned too.
+        if let Some(run) = self.run.as_mut() {
+            run.outbox.clear();
+            run.batches.clear();
+            run.ready.clear();
+        }
+        self.finish();
+        true
+    }
+
+    /// Take a call's outcome at `now_ms`: merge it into the response and
+    /// plan the calls its children need. Unknown or already answered ids are
+    /// ignored. Past the deadline, every other open call is abandoned.
+    pub fn on_call_outcome(&mut self, id: CallId, outcome: CallOutcome, now_ms: u64) {
+        self.merge_outcome(id, outcome);
+        self.expire_if_late(now_ms);
+    }
+
+    fn merge_outcome(&mut self, id: CallId, outcome: CallOutcome) {
+        let max_response_bytes = self.gateway.limits.max_response_bytes;
         let Some(run) = self.run.as_mut() else { return };
         let Some(call) = run.calls.get_mut(id) else {
             return;
@@ -273,7 +383,7 @@ impl Execution {
             return;
         };
         let waiters = std::mem::take(waiters);
-        let result: CallResult = Rc::new(interpret(&call.request, outcome));
+        let result: CallResult = Rc::new(interpret(&call.request, outcome, max_response_bytes));
         call.state = CallState::Done(result.clone());
         run.in_flight = run.in_flight.saturating_sub(1);
         for waiter in waiters {
@@ -445,17 +555,31 @@ impl Execution {
                 return self.fail_field(waiter.object, waiter.key, failure);
             }
         };
+        let Some(run) = self.run.as_mut() else { return };
+        let mut headers = forwarded_headers(upstream, &run.client_headers);
+        for header in &resolver.headers {
+            match header.render(&values) {
+                Ok(value) => headers.push((header.name.clone(), value)),
+                Err(e) => {
+                    let failure = FieldFailure::new(
+                        format!("cannot build the request to {}: {e}", upstream.name),
+                        "INVALID_FUNCTION_REQUEST",
+                    );
+                    return self.fail_field(waiter.object, waiter.key, failure);
+                }
+            }
+        }
         let request = UpstreamRequest {
             target: upstream.target.clone(),
             upstream: upstream.name.clone(),
             method: resolver.method.clone(),
             path: format!("{}{path}", upstream.path_prefix),
             authority: upstream.authority.clone(),
-            headers: Vec::new(),
+            headers,
             body: resolver.body.as_ref().map(|b| b.render(&values)),
             timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
+            deadline_header: None,
         };
-        let Some(run) = self.run.as_mut() else { return };
         if let Some(batch) = &resolver.batch {
             let key = lookup(parent, &batch.key).and_then(key_text);
             match key {
@@ -473,10 +597,14 @@ impl Execution {
             }
             return;
         }
-        Self::enqueue(run, request, waiter);
+        self.enqueue(request, waiter);
     }
 
-    fn enqueue(run: &mut Run, request: UpstreamRequest, waiter: Waiter) {
+    /// Queue a call for `waiter`, or join an identical one. A call beyond
+    /// `max_calls` is not made: the field fails with `LIMIT_EXCEEDED`.
+    fn enqueue(&mut self, request: UpstreamRequest, waiter: Waiter) {
+        let max_calls = self.gateway.limits.max_calls;
+        let Some(run) = self.run.as_mut() else { return };
         if let Some(&id) = run.by_request.get(&request) {
             if let Some(call) = run.calls.get_mut(id) {
                 match &mut call.state {
@@ -489,6 +617,18 @@ impl Execution {
             }
         }
         let id = run.calls.len();
+        if id >= max_calls {
+            let exceeded = limits::LimitExceeded {
+                limit: "max_calls",
+                max: max_calls,
+                actual: id + 1,
+            };
+            let failure = FieldFailure {
+                message: exceeded.to_string(),
+                extensions: exceeded.extensions(),
+            };
+            return self.fail_field(waiter.object, waiter.key, failure);
+        }
         run.by_request.insert(request.clone(), id);
         run.calls.push(Call {
             request,
@@ -500,8 +640,11 @@ impl Execution {
     /// Turn the batches gathered while merging into one call each.
     fn flush_batches(&mut self) {
         let gateway = self.gateway.clone();
+        let max_batch = gateway.limits.max_batch_size.max(1);
         let Some(run) = self.run.as_mut() else { return };
-        for ((resolver_id, path), waiters) in std::mem::take(&mut run.batches) {
+        let batches = std::mem::take(&mut run.batches);
+        let client_headers = run.client_headers.clone();
+        for ((resolver_id, path), waiters) in batches {
             let Some(resolver) = gateway.resolvers.get(resolver_id) else {
                 continue;
             };
@@ -511,26 +654,40 @@ impl Execution {
             let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else {
                 continue;
             };
-            let mut keys: Vec<&str> = Vec::new();
-            for key in waiters.iter().filter_map(|w| w.batch_key.as_deref()) {
-                if !keys.contains(&key) {
-                    keys.push(key);
+            let mut keys: Vec<String> = Vec::new();
+            for key in waiters.iter().filter_map(|w| w.batch_key.as_ref()) {
+                if !keys.contains(key) {
+                    keys.push(key.clone());
                 }
             }
-            let encoded: Vec<String> = keys.iter().map(|k| encode_component(k)).collect();
             let separator = encode_component(&batch.separator).replace("%2C", ",");
-            let request = UpstreamRequest {
-                target: upstream.target.clone(),
-                upstream: upstream.name.clone(),
-                method: resolver.method.clone(),
-                path: append_query(&path, &batch.param, &encoded.join(&separator)),
-                authority: upstream.authority.clone(),
-                headers: Vec::new(),
-                body: None,
-                timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
-            };
+            // At most `max_batch_size` keys per call: one call per chunk.
+            let chunks: Vec<&[String]> = keys.chunks(max_batch).collect();
+            let requests: Vec<UpstreamRequest> = chunks
+                .iter()
+                .map(|chunk| {
+                    let encoded: Vec<String> = chunk.iter().map(|k| encode_component(k)).collect();
+                    UpstreamRequest {
+                        target: upstream.target.clone(),
+                        upstream: upstream.name.clone(),
+                        method: resolver.method.clone(),
+                        path: append_query(&path, &batch.param, &encoded.join(&separator)),
+                        authority: upstream.authority.clone(),
+                        headers: forwarded_headers(upstream, &client_headers),
+                        body: None,
+                        timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
+                        deadline_header: None,
+                    }
+                })
+                .collect();
             for waiter in waiters {
-                Self::enqueue(run, request.clone(), waiter);
+                let chunk = waiter
+                    .batch_key
+                    .as_deref()
+                    .and_then(|key| chunks.iter().position(|c| c.iter().any(|k| k == key)));
+                if let Some(request) = chunk.and_then(|i| requests.get(i)) {
+                    self.enqueue(request.clone(), waiter);
+                }
             }
         }
     }
@@ -541,6 +698,7 @@ impl Execution {
             Err(failure) => return self.fail_field(waiter.object, waiter.key, failure.clone()),
             Ok(value) => value,
         };
+        let first_new = self.run.as_ref().map_or(0, |r| r.failures.len());
         let selected = match &waiter.batch_key {
             None => Ok(None),
             Some(key) => self.select_batch_item(&waiter, key, value).map(Some),
@@ -550,6 +708,21 @@ impl Execution {
             Ok(Some(item)) => self.complete(&waiter.ty, &item, &waiter.fields),
             Err(failure) => Fetched::Error(self.record(failure)),
         };
+        // Shape errors found in this answer name the function that gave it.
+        let upstream = self
+            .gateway
+            .resolvers
+            .get(waiter.resolver)
+            .map(|r| r.upstream.clone());
+        if let (Some(run), Some(upstream)) = (self.run.as_mut(), upstream) {
+            for failure in run.failures.iter_mut().skip(first_new) {
+                if !failure.extensions.contains_key("upstream") {
+                    failure
+                        .extensions
+                        .insert("upstream", JsonValue::from(upstream.as_str()));
+                }
+            }
+        }
         self.set_field(waiter.object, waiter.key, fetched);
     }
 
@@ -570,7 +743,12 @@ impl Execution {
             return Ok(JsonValue::Null);
         };
         match (&batch.item_key, answer) {
-            (None, JsonValue::Object(map)) => Ok(map.get(key).cloned().unwrap_or(JsonValue::Null)),
+            (None, JsonValue::Object(map)) => map.get(key).cloned().ok_or_else(|| {
+                FieldFailure::new(
+                    format!("the batched answer has no entry for key {key:?}"),
+                    "UPSTREAM_BAD_RESPONSE",
+                )
+            }),
             (Some(item_key), JsonValue::Array(items)) => {
                 let mut matching = items
                     .iter()
@@ -668,9 +846,38 @@ fn key_text(value: &JsonValue) -> Option<String> {
     }
 }
 
+/// The client headers an upstream forwards (its allowlist), values with a
+/// line break dropped.
+fn forwarded_headers(
+    upstream: &crate::upstream::Upstream,
+    client: &[(String, String)],
+) -> Vec<(String, String)> {
+    client
+        .iter()
+        .filter(|(name, value)| {
+            upstream.forward_headers.iter().any(|f| f == name) && is_safe_header_value(value)
+        })
+        .cloned()
+        .collect()
+}
+
 /// A call's outcome as a JSON value or a field failure.
-fn interpret(request: &UpstreamRequest, outcome: CallOutcome) -> Result<JsonValue, FieldFailure> {
+fn interpret(
+    request: &UpstreamRequest,
+    outcome: CallOutcome,
+    max_response_bytes: usize,
+) -> Result<JsonValue, FieldFailure> {
     let upstream = request.upstream.as_str();
+    let outcome = match outcome {
+        CallOutcome::Response { status, body } => match gateway_failure(status, &body) {
+            Some(failure) => CallOutcome::Failed(failure),
+            None if body.len() > max_response_bytes => {
+                CallOutcome::Failed(CallFailure::TooLarge(body.len()))
+            }
+            None => CallOutcome::Response { status, body },
+        },
+        failed => failed,
+    };
     match outcome {
         CallOutcome::Response { status, body } if (200..300).contains(&status) => {
             serde_json::from_slice(&body).map_err(|e| {
@@ -690,6 +897,13 @@ fn interpret(request: &UpstreamRequest, outcome: CallOutcome) -> Result<JsonValu
         CallOutcome::Failed(CallFailure::Timeout) => Err(FieldFailure::new(
             format!("function {upstream} did not answer in time"),
             "UPSTREAM_TIMEOUT",
+        )
+        .with_upstream(upstream)),
+        CallOutcome::Failed(CallFailure::TooLarge(size)) => Err(FieldFailure::new(
+            format!(
+                "function {upstream} answered {size} bytes, more than `limits.max_response_bytes` ({max_response_bytes})"
+            ),
+            "UPSTREAM_RESPONSE_TOO_LARGE",
         )
         .with_upstream(upstream)),
         CallOutcome::Failed(CallFailure::Unavailable(reason) | CallFailure::Rejected(reason)) => {

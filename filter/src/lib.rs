@@ -24,10 +24,10 @@
 //! }"#;
 //! let gateway = std::sync::Arc::new(Gateway::from_json(config).unwrap());
 //! let request = HttpRequest::post_json(br#"{"query": "{ hello }"}"#.to_vec());
-//! let mut execution = Execution::start(gateway, &request);
-//! let calls = execution.take_calls();
+//! let mut execution = Execution::start(gateway, &request, 0);
+//! let calls = execution.take_calls(0);
 //! assert_eq!(calls[0].request.path, "/hello");
-//! execution.on_call_outcome(calls[0].id, CallOutcome::response(200, br#""world""#.to_vec()));
+//! execution.on_call_outcome(calls[0].id, CallOutcome::response(200, br#""world""#.to_vec()), 0);
 //! let reply = execution.reply().unwrap();
 //! assert_eq!(reply.body, br#"{"data":{"hello":"world"}}"#);
 //! ```
@@ -35,6 +35,7 @@
 pub mod abstract_type;
 pub mod config;
 pub mod execute;
+pub mod limits;
 pub mod plan;
 pub mod request;
 pub mod response;

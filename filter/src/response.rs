@@ -8,6 +8,7 @@
 
 use crate::config::Gateway;
 use crate::execute::{Fetched, ObjectEntry, ObjectId};
+use crate::limits::LimitExceeded;
 use crate::request::{RequestError, ResponseMedia};
 use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
 use apollo_compiler::response::{ExecutionResponse, GraphQLError, JsonMap, JsonValue};
@@ -334,6 +335,23 @@ pub fn document_errors(diagnostics: &DiagnosticList, code: &str, media: Response
     request_errors(400, errors, media)
 }
 
+/// The reply for a request over a limit: `status` is 413 for the body
+/// (under any media type), 400 for the document (200 under
+/// `application/json`, as for other request errors).
+pub fn limit_exceeded(exceeded: &LimitExceeded, status: u16, media: ResponseMedia) -> Reply {
+    let error = GraphQLError {
+        message: exceeded.to_string(),
+        locations: Vec::new(),
+        path: Vec::new(),
+        extensions: exceeded.extensions(),
+    };
+    let mut reply = request_errors(status, vec![error], media);
+    if status == 413 {
+        reply.status = 413;
+    }
+    reply
+}
+
 /// The reply for a mutation sent with GET.
 pub fn mutation_over_get(media: ResponseMedia) -> Reply {
     let mut reply = graphql_error(
@@ -375,7 +393,10 @@ mod tests {
         assert_eq!(coerce_number("Float", number("5")).to_string(), "5.0");
         assert_eq!(coerce_number("Int", number("5.0")).to_string(), "5");
         assert_eq!(coerce_number("Int", number("5.5")).to_string(), "5.5");
-        assert_eq!(coerce_number("Int", number("1e12")).to_string(), "1000000000000.0");
+        assert_eq!(
+            coerce_number("Int", number("1e12")).to_string(),
+            "1000000000000.0"
+        );
         assert_eq!(coerce_number("ID", number("7")).to_string(), "7");
     }
 }

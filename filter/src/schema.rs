@@ -2,7 +2,8 @@
 //! resolvers it declares, and the client-facing schema without it.
 
 use crate::config::ConfigError;
-use crate::template::{BodyTemplate, PathTemplate, Source};
+use crate::template::{BodyTemplate, HeaderTemplate, PathTemplate, Source};
+use crate::upstream::is_hop_by_hop;
 use apollo_compiler::ast::Value;
 use apollo_compiler::schema::{Component, ExtendedType, FieldDefinition};
 use apollo_compiler::validation::{DiagnosticList, Valid};
@@ -25,7 +26,17 @@ directive @http(
   body: String
   "Batch the calls a list of parents would make into one call."
   batch: HttpBatch
+  "Headers to send, with templated values, e.g. `[{name: \"x-user\", value: \"{args.user}\"}]`."
+  headers: [HttpHeader!]
 ) on FIELD_DEFINITION
+
+"A header a function call carries."
+input HttpHeader {
+  "The header's name."
+  name: String!
+  "Its value: text with `{args.*}`/`{parent.*}` placeholders (a line break in the result refuses the call)."
+  value: String!
+}
 
 "Read the concrete type of an interface or union from a key of the function's JSON (without it: `__typename`)."
 directive @discriminator(
@@ -53,6 +64,7 @@ input HttpBatch {
 
 const DIRECTIVE: &str = "http";
 const BATCH_INPUT: &str = "HttpBatch";
+const HEADER_INPUT: &str = "HttpHeader";
 const DISCRIMINATOR: &str = "discriminator";
 const DISCRIMINATOR_TYPES: &str = "DiscriminatorTypes";
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -75,6 +87,8 @@ pub struct Resolver {
     pub body: Option<BodyTemplate>,
     /// Batch form, if the function accepts many keys at once.
     pub batch: Option<Batch>,
+    /// Headers with templated values.
+    pub headers: Vec<HeaderTemplate>,
 }
 
 /// The batch form of a resolver: one call for many parents.
@@ -309,7 +323,37 @@ fn resolver(
         Some(Value::Object(entries)) => Some(batch(entries)?),
         _ => None,
     };
-    let sources = path.sources().chain(body.iter().flat_map(|b| b.sources()));
+    let mut headers = Vec::new();
+    if let Some(Value::List(items)) = directive
+        .specified_argument_by_name("headers")
+        .map(|v| v.as_ref())
+    {
+        for item in items {
+            let Value::Object(entries) = item.as_ref() else {
+                continue;
+            };
+            let get = |key: &str| {
+                entries
+                    .iter()
+                    .find(|(n, _)| n == key)
+                    .and_then(|(_, v)| v.as_str())
+                    .unwrap_or_default()
+            };
+            let header =
+                HeaderTemplate::parse(get("name"), get("value")).map_err(|e| e.to_string())?;
+            if is_hop_by_hop(&header.name) || header.name == "content-type" {
+                return Err(format!(
+                    "header {} is set by the gateway and cannot be configured",
+                    header.name
+                ));
+            }
+            headers.push(header);
+        }
+    }
+    let sources = path
+        .sources()
+        .chain(body.iter().flat_map(|b| b.sources()))
+        .chain(headers.iter().flat_map(|h| h.sources()));
     for source in sources {
         match source {
             Source::Argument(p) => {
@@ -343,6 +387,7 @@ fn resolver(
         path,
         body,
         batch,
+        headers,
     })
 }
 
@@ -428,6 +473,7 @@ fn api_schema(mut schema: Schema) -> Result<Valid<Schema>, ConfigError> {
     schema.directive_definitions.shift_remove(DIRECTIVE);
     schema.directive_definitions.shift_remove(DISCRIMINATOR);
     schema.types.shift_remove(BATCH_INPUT);
+    schema.types.shift_remove(HEADER_INPUT);
     schema.types.shift_remove(DISCRIMINATOR_TYPES);
     for ty in schema.types.values_mut() {
         match ty {

@@ -127,6 +127,12 @@ pub enum RenderError {
     Missing(Source),
     /// A path value that would change the path's meaning (`.` or `..`).
     DotSegment(Source),
+    /// A header value with a line break or NUL, which could end the header
+    /// and start another one.
+    UnsafeHeader {
+        /// The header's name.
+        name: String,
+    },
 }
 
 impl fmt::Display for RenderError {
@@ -136,6 +142,10 @@ impl fmt::Display for RenderError {
             RenderError::DotSegment(s) => {
                 write!(f, "value of {s} may not be `.` or `..` in a request path")
             }
+            RenderError::UnsafeHeader { name } => write!(
+                f,
+                "the value for header {name} contains a line break or NUL; the call is refused"
+            ),
         }
     }
 }
@@ -329,6 +339,73 @@ impl PathTemplate {
             push_pair(&mut out, name, &text);
         }
         Ok(out)
+    }
+}
+
+/// A header template: a name and a value with placeholders, interpolated as
+/// text (not percent-encoded) and refused when the result holds a line break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderTemplate {
+    /// The header's name, lower case.
+    pub name: String,
+    value: Vec<Piece>,
+}
+
+impl HeaderTemplate {
+    /// Parse a header template; the name must be a plain header name.
+    pub fn parse(name: &str, value: &str) -> Result<Self, TemplateError> {
+        let lower = name.to_ascii_lowercase();
+        if lower.is_empty()
+            || !lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(TemplateError::BadCharacter {
+                template: name.to_string(),
+                character: name
+                    .chars()
+                    .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+                    .unwrap_or(' '),
+            });
+        }
+        let value_pieces = parse_pieces(value, value)?;
+        if value_pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Literal(t) if !crate::upstream::is_safe_header_value(t)))
+        {
+            return Err(TemplateError::BadCharacter {
+                template: value.to_string(),
+                character: '\n',
+            });
+        }
+        Ok(HeaderTemplate {
+            name: lower,
+            value: value_pieces,
+        })
+    }
+
+    /// Every placeholder in the value.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        sources(&self.value)
+    }
+
+    /// The header value; absent values count as empty text.
+    pub fn render(&self, values: &Values<'_>) -> Result<String, RenderError> {
+        let text: String = self
+            .value
+            .iter()
+            .map(|p| match p {
+                Piece::Literal(t) => t.clone(),
+                Piece::Value(s) => s.lookup(values).map(scalar_text).unwrap_or_default(),
+            })
+            .collect();
+        if crate::upstream::is_safe_header_value(&text) {
+            Ok(text)
+        } else {
+            Err(RenderError::UnsafeHeader {
+                name: self.name.clone(),
+            })
+        }
     }
 }
 

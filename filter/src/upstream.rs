@@ -24,6 +24,36 @@ pub struct Upstream {
     pub path_prefix: String,
     /// How long one call may take.
     pub timeout: Duration,
+    /// Client request headers copied onto every call (lower case).
+    pub forward_headers: Vec<String>,
+}
+
+/// Headers that describe one connection or the message framing, never a
+/// request's meaning: they are never forwarded to a function.
+pub const HOP_BY_HOP: [&str; 11] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Whether a (lower-case) header must never be forwarded: hop-by-hop,
+/// framing, or a pseudo-header.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    name.starts_with(':') || HOP_BY_HOP.contains(&name)
+}
+
+/// Whether a header value is safe to send: no CR, LF or NUL (which could
+/// end the header and start another one).
+pub fn is_safe_header_value(value: &str) -> bool {
+    !value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
 }
 
 /// One HTTP request to a function, fully rendered and ready to dispatch.
@@ -45,7 +75,14 @@ pub struct UpstreamRequest {
     pub body: Option<Vec<u8>>,
     /// Call timeout in milliseconds.
     pub timeout_ms: u64,
+    /// The request's remaining budget in milliseconds, sent as
+    /// [`DEADLINE_HEADER`] (set when the call is dispatched).
+    pub deadline_header: Option<String>,
 }
+
+/// The header that tells a function how many milliseconds the request has
+/// left, so that it can give up early.
+pub const DEADLINE_HEADER: &str = "x-request-deadline-ms";
 
 impl UpstreamRequest {
     /// All headers to hand to the host, pseudo-headers first.
@@ -59,6 +96,9 @@ impl UpstreamRequest {
             headers.push(("content-type", "application/json"));
         }
         headers.push(("accept", "application/json"));
+        if let Some(ms) = &self.deadline_header {
+            headers.push((DEADLINE_HEADER, ms.as_str()));
+        }
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         headers
     }
@@ -96,6 +136,25 @@ pub enum CallFailure {
     /// The host refused to dispatch the call at all (unknown cluster, bad
     /// header...). The text says which host call failed and how.
     Rejected(String),
+    /// The answer's body was larger than `limits.max_response_bytes` (its
+    /// size); it was not read.
+    TooLarge(usize),
+}
+
+/// Envoy's own answers for a call that never reached a function: its
+/// async HTTP client turns a timeout into a 504 `upstream request timeout`
+/// and connection failures into 503s (measured with Envoy 1.40). These are
+/// failures of the call, not answers of the function.
+pub fn gateway_failure(status: u16, body: &[u8]) -> Option<CallFailure> {
+    let text = std::str::from_utf8(body).ok()?;
+    match (status, text) {
+        (504, "upstream request timeout") => Some(CallFailure::Timeout),
+        (503, "no healthy upstream") => Some(CallFailure::Unavailable(text.to_string())),
+        (503, t) if t.starts_with("upstream connect error or disconnect/reset before headers") => {
+            Some(CallFailure::Unavailable(t.to_string()))
+        }
+        _ => None,
+    }
 }
 
 impl CallFailure {

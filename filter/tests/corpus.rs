@@ -24,10 +24,10 @@ fn run(gateway: &Arc<Gateway>, case: &Case) -> Result<(), String> {
         body: case.body.clone(),
     };
     let orders = OrderBook::default();
-    let mut execution = Execution::start(gateway.clone(), &request);
+    let mut execution = Execution::start(gateway.clone(), &request, 0);
     let mut calls = 0;
     loop {
-        let pending = execution.take_calls();
+        let pending = execution.take_calls(0);
         if pending.is_empty() {
             break;
         }
@@ -37,7 +37,7 @@ fn run(gateway: &Arc<Gateway>, case: &Case) -> Result<(), String> {
             let body = r.body.as_deref().unwrap_or_default();
             let answer = answer_path(&DATA, &orders, &r.method, &r.path, body);
             let outcome = CallOutcome::response(answer.status, answer.body.into_bytes());
-            execution.on_call_outcome(call.id, outcome);
+            execution.on_call_outcome(call.id, outcome, 0);
         }
     }
     let reply = execution
@@ -96,8 +96,8 @@ fn graphql_js_introspection_queries_are_answered() {
         let body = serde_json::json!({ "query": query })
             .to_string()
             .into_bytes();
-        let mut execution = Execution::start(gateway.clone(), &HttpRequest::post_json(body));
-        assert!(execution.take_calls().is_empty());
+        let mut execution = Execution::start(gateway.clone(), &HttpRequest::post_json(body), 0);
+        assert!(execution.take_calls(0).is_empty());
         let reply = execution.reply().unwrap();
         let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert!(json.get("errors").is_none(), "{file}: {json}");

@@ -96,16 +96,16 @@ fn run_with(
     body: Value,
     mut outcome: impl FnMut(&PendingCall) -> CallOutcome,
 ) -> (u16, Value, Vec<Vec<String>>) {
-    let mut execution = Execution::start(gateway, &post(body));
+    let mut execution = Execution::start(gateway, &post(body), 0);
     let mut waves = Vec::new();
     loop {
-        let calls = execution.take_calls();
+        let calls = execution.take_calls(0);
         if calls.is_empty() {
             break;
         }
         waves.push(calls.iter().map(|c| c.request.path.clone()).collect());
         for call in &calls {
-            execution.on_call_outcome(call.id, outcome(call));
+            execution.on_call_outcome(call.id, outcome(call), 0);
         }
     }
     assert!(execution.is_finished(), "no calls left, yet not finished");
@@ -151,8 +151,8 @@ fn independent_root_fields_are_dispatched_at_once() {
 #[test]
 fn children_are_dispatched_as_soon_as_their_parent_answers() {
     let q = r#"{ user(id: "1") { orders { id } } inventory(sku: "sku-1") { sku } }"#;
-    let mut execution = Execution::start(gateway(PER_PARENT), &post(query(q)));
-    let first = execution.take_calls();
+    let mut execution = Execution::start(gateway(PER_PARENT), &post(query(q)), 0);
+    let first = execution.take_calls(0);
     assert_eq!(first.len(), 2);
     let profile = first
         .iter()
@@ -163,8 +163,8 @@ fn children_are_dispatched_as_soon_as_their_parent_answers() {
         .find(|c| c.request.path.contains("inventory"))
         .unwrap();
     let (status, body) = answer(&profile.request.path);
-    execution.on_call_outcome(profile.id, CallOutcome::response(status, body));
-    let second = execution.take_calls();
+    execution.on_call_outcome(profile.id, CallOutcome::response(status, body), 0);
+    let second = execution.take_calls(0);
     assert_eq!(
         second
             .iter()
@@ -175,9 +175,9 @@ fn children_are_dispatched_as_soon_as_their_parent_answers() {
     );
     assert!(!execution.is_finished());
     let (status, body) = answer(&inventory.request.path);
-    execution.on_call_outcome(inventory.id, CallOutcome::response(status, body));
+    execution.on_call_outcome(inventory.id, CallOutcome::response(status, body), 0);
     let (status, body) = answer(&second[0].request.path);
-    execution.on_call_outcome(second[0].id, CallOutcome::response(status, body));
+    execution.on_call_outcome(second[0].id, CallOutcome::response(status, body), 0);
     assert!(execution.is_finished());
     let reply: Value = serde_json::from_slice(&execution.reply().unwrap().body).unwrap();
     assert_eq!(reply["data"]["user"]["orders"][1]["id"], "order-102");
@@ -393,8 +393,8 @@ fn invalid_requests_call_nothing() {
             "GRAPHQL_VALIDATION_FAILED",
         ),
     ] {
-        let mut execution = Execution::start(gateway(BATCHED), &post(body.clone()));
-        assert!(execution.take_calls().is_empty(), "{body}");
+        let mut execution = Execution::start(gateway(BATCHED), &post(body.clone()), 0);
+        assert!(execution.take_calls(0).is_empty(), "{body}");
         let reply = execution.reply().unwrap();
         let json: Value = serde_json::from_slice(&reply.body).unwrap();
         assert!(json.get("data").is_none(), "{json}");
@@ -408,7 +408,9 @@ fn invalid_requests_call_nothing() {
     strict
         .headers
         .push(("accept".into(), "application/graphql-response+json".into()));
-    let reply = Execution::start(gateway(BATCHED), &strict).reply().unwrap();
+    let reply = Execution::start(gateway(BATCHED), &strict, 0)
+        .reply()
+        .unwrap();
     assert_eq!(reply.status, 400);
     assert_eq!(reply.headers[0].1, "application/graphql-response+json");
 }

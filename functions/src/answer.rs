@@ -156,6 +156,7 @@ pub fn answer(
             },
         },
         Function::Search => Answer::json(200, &data.search(param("text").unwrap_or_default())),
+        Function::Sleep => Answer::json(200, &json!({ "slept": sleep_ms(request.query) })),
         Function::Echo => Answer::json(200, &echo(request)),
         Function::Status => {
             match param("code")
@@ -169,6 +170,19 @@ pub fn answer(
         Function::NotJson => Answer::text(200, "this is not json"),
         Function::CreateOrder => create_order(orders, request.body),
     }
+}
+
+/// The longest `sleep` waits.
+pub const MAX_SLEEP_MS: u64 = 60_000;
+
+/// How long `sleep` waits for these query parameters (`ms`, capped).
+pub fn sleep_ms(query: &[(String, String)]) -> u64 {
+    query
+        .iter()
+        .find(|(k, _)| k == "ms")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(MAX_SLEEP_MS)
 }
 
 /// The answer to `method path_and_query` with no headers, where the path is

@@ -19,6 +19,8 @@ pub enum Function {
     Node,
     /// `GET /search?text=T`: users and SKUs matching, tagged with `kind`.
     Search,
+    /// `GET /sleep?ms=N`: answers `{"slept": N}` after N ms (at most 60 s).
+    Sleep,
     /// `ANY /echo`: echoes the received request as JSON.
     Echo,
     /// `GET /status?code=N`: answers with status `N`.
@@ -31,7 +33,7 @@ pub enum Function {
 
 impl Function {
     /// Every function, in a stable order.
-    pub const ALL: [Function; 11] = [
+    pub const ALL: [Function; 12] = [
         Function::UserProfile,
         Function::UserOrders,
         Function::UserOrdersBatch,
@@ -39,6 +41,7 @@ impl Function {
         Function::Inventory,
         Function::Node,
         Function::Search,
+        Function::Sleep,
         Function::Echo,
         Function::Status,
         Function::NotJson,
@@ -55,6 +58,7 @@ impl Function {
             Function::Inventory => "inventory",
             Function::Node => "node",
             Function::Search => "search",
+            Function::Sleep => "sleep",
             Function::Echo => "echo",
             Function::Status => "status",
             Function::NotJson => "not-json",

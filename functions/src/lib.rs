@@ -11,7 +11,7 @@ pub mod data;
 pub mod function;
 
 pub use answer::{
-    answer, answer_get, answer_path, parse_query, Answer, FunctionRequest, OrderBook,
+    answer, answer_get, answer_path, parse_query, sleep_ms, Answer, FunctionRequest, OrderBook,
 };
 pub use data::DataSet;
 pub use function::Function;

@@ -1,6 +1,7 @@
 //! HTTP routing and the handlers of every mock function and `/_` endpoint.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -12,7 +13,9 @@ use serde_json::{json, Value};
 
 use crate::cli::Config;
 use crate::stats::Stats;
-use mock_functions::{answer, parse_query, Answer, DataSet, Function, FunctionRequest, OrderBook};
+use mock_functions::{
+    answer, parse_query, sleep_ms, Answer, DataSet, Function, FunctionRequest, OrderBook,
+};
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -118,6 +121,9 @@ async fn function(
         tokio::time::sleep(delay).await;
     }
     let query = parse_query(uri.query().unwrap_or(""));
+    if f == Function::Sleep {
+        tokio::time::sleep(Duration::from_millis(sleep_ms(&query))).await;
+    }
     let headers: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {

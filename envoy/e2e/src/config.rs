@@ -26,18 +26,23 @@ pub const CORPUS_LISTENERS: [(&str, Variant); 2] = [
     ("graphql-corpus", Variant::Public),
     ("graphql-corpus-private", Variant::Private),
 ];
+/// The corpus schema with a short request deadline (`DEADLINE_MS`).
+pub const DEADLINE_LISTENER: &str = "graphql-deadline";
+/// The deadline of `DEADLINE_LISTENER`, in milliseconds.
+pub const DEADLINE_MS: u64 = 500;
 /// The cluster of the delayed mock functions.
 pub const SLOW_CLUSTER: &str = "functions-slow";
 /// The upstream that listener (d)'s schema names but does not declare.
 pub const UNKNOWN_UPSTREAM: &str = "nowhere";
 /// Every listener of the sandbox.
-pub const LISTENERS: [&str; 6] = [
+pub const LISTENERS: [&str; 7] = [
     DEMO_LISTENER,
     NOBATCH_LISTENER,
     SLOW_LISTENER,
     INVALID_LISTENER,
     CORPUS_LISTENERS[0].0,
     CORPUS_LISTENERS[1].0,
+    DEADLINE_LISTENER,
 ];
 
 /// The corpus listener of a variant.
@@ -266,6 +271,12 @@ pub fn sandbox_config(
         })?;
         array_mut(&mut config, "/static_resources/listeners")?.push(corpus);
     }
+    let deadline = derived_listener(&demo_listener, DEADLINE_LISTENER, |c| {
+        *c = graphql_corpus::filter_config(Variant::Public, DEMO_CLUSTER);
+        c["deadline_ms"] = json!(DEADLINE_MS);
+        Ok(())
+    })?;
+    array_mut(&mut config, "/static_resources/listeners")?.push(deadline);
 
     let fast = cluster_mut(&mut config, DEMO_CLUSTER)?;
     let endpoint = "/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address";

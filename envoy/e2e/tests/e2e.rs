@@ -137,6 +137,14 @@ const SANDBOX_TESTS: &[(&str, SandboxTest)] = &[
         "graphql::mutations_run_one_after_another",
         mutations_run_one_after_another,
     ),
+    (
+        "faults::a_hanging_function_is_cut_off_at_the_deadline",
+        a_hanging_function_is_cut_off_at_the_deadline,
+    ),
+    (
+        "faults::arguments_cannot_inject_paths_parameters_or_headers",
+        arguments_cannot_inject,
+    ),
 ];
 
 const STATIC_TESTS: &[(&str, StaticTest)] = &[
@@ -1065,4 +1073,67 @@ fn mutations_run_one_after_another(sandbox: &Sandbox) {
     }
     let total = micros(calls[2], "finished_us") - micros(calls[0], "started_us");
     assert!(total >= 3 * CREATE_ORDER_DELAY_MS * 1000, "{stats}");
+}
+
+// ---------------------------------------------------------------------------
+// Faults and injection
+
+/// One function never answers in time, another answers at once: the reply
+/// comes by the deadline (plus 100 ms), with the quick field's data and
+/// `UPSTREAM_TIMEOUT` on the other.
+fn a_hanging_function_is_cut_off_at_the_deadline(sandbox: &Sandbox) {
+    let query = r#"{ slow: sleep(ms: 30000) { slept } fast: user(id: "1") { name } }"#;
+    let reply = sandbox.graphql(config::DEADLINE_LISTENER, &request(query));
+    let body = assert_json_answer(&reply, 200);
+    assert!(
+        reply.elapsed < Duration::from_millis(config::DEADLINE_MS + 100),
+        "answered after {:?}, the deadline is {} ms",
+        reply.elapsed,
+        config::DEADLINE_MS
+    );
+    assert_eq!(
+        body["data"],
+        json!({"slow": null, "fast": {"name": "Alice"}}),
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["path"], json!(["slow"]));
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UPSTREAM_TIMEOUT",
+        "{body}"
+    );
+    let stats = sandbox.fast.stats();
+    let sleep = log_of(&stats, "sleep");
+    assert_eq!(sleep.len(), 1, "{stats}");
+    assert_eq!(sleep[0]["uri"], "/function/sleep?ms=30000");
+}
+
+/// `../admin?x=1&y=2` reaches the function as one encoded parameter; a
+/// header value with CR/LF is never sent (the call is refused), a clean
+/// one is.
+fn arguments_cannot_inject(sandbox: &Sandbox) {
+    let listener = config::corpus_listener(Variant::Public);
+    let query = r#"{ echoQuery(q: "../admin?x=1&y=2") { path query rawQuery } }"#;
+    let body = assert_json_answer(&sandbox.graphql(listener, &request(query)), 200);
+    assert_eq!(
+        body["data"]["echoQuery"],
+        json!({"path": "/function/echo", "query": [["q", "../admin?x=1&y=2"]], "rawQuery": "q=%2E%2E%2Fadmin%3Fx%3D1%26y%3D2"})
+    );
+
+    let clean = r#"{ echoHeader(value: "blue") { headers } }"#;
+    let body = assert_json_answer(&sandbox.graphql(listener, &request(clean)), 200);
+    assert_eq!(
+        body["data"]["echoHeader"]["headers"]["x-tag"], "blue",
+        "{body}"
+    );
+
+    sandbox.reset();
+    let injected = r#"{ echoHeader(value: "a\r\nx-injected: yes") { headers } }"#;
+    let body = assert_json_answer(&sandbox.graphql(listener, &request(injected)), 200);
+    assert_eq!(body["data"], json!({"echoHeader": null}));
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "INVALID_FUNCTION_REQUEST"
+    );
+    let stats = sandbox.fast.stats();
+    assert_eq!(stats["total"], 0, "the function was called: {stats}");
 }

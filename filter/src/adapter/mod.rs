@@ -5,7 +5,8 @@ mod host;
 
 use crate::config::Gateway;
 use crate::execute::{CallId, Execution};
-use crate::request::HttpRequest;
+use crate::limits::LimitExceeded;
+use crate::request::{HttpRequest, ResponseMedia};
 use crate::response::{self, Reply};
 use crate::upstream::{CallFailure, CallOutcome};
 use log::{error, info, warn};
@@ -95,9 +96,13 @@ impl Context for Stream {
         let Some(id) = self.tokens.remove(&token) else {
             return;
         };
-        let outcome = call_outcome(num_headers, body_size);
+        let max_body = self
+            .gateway
+            .as_ref()
+            .map_or(usize::MAX, |g| g.limits.max_response_bytes);
+        let outcome = call_outcome(num_headers, body_size, max_body);
         if let Some(execution) = self.execution.as_mut() {
-            execution.on_call_outcome(id, outcome);
+            execution.on_call_outcome(id, outcome, now_ms());
         }
         self.drive();
     }
@@ -134,7 +139,26 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if !self.started && end_of_stream {
+        if self.started {
+            return Action::Pause;
+        }
+        // Refuse an oversized body as soon as it is known, not at its end.
+        let max_body = self
+            .gateway
+            .as_ref()
+            .map_or(usize::MAX, |g| g.limits.max_body_bytes);
+        if body_size > max_body {
+            self.started = true;
+            let exceeded = LimitExceeded {
+                limit: "max_body_bytes",
+                max: max_body,
+                actual: body_size,
+            };
+            let media = ResponseMedia::negotiate(self.request.header("accept"));
+            self.send(response::limit_exceeded(&exceeded, 413, media));
+            return Action::Pause;
+        }
+        if end_of_stream {
             let body = host::buffer(BufferType::HttpRequestBody, 0, body_size).unwrap_or_default();
             self.start(body);
         }
@@ -151,7 +175,7 @@ impl Stream {
             return;
         };
         self.request.body = body;
-        self.execution = Some(Execution::start(gateway, &self.request));
+        self.execution = Some(Execution::start(gateway, &self.request, now_ms()));
         self.drive();
     }
 
@@ -161,7 +185,7 @@ impl Stream {
             return;
         };
         loop {
-            let calls = execution.take_calls();
+            let calls = execution.take_calls(now_ms());
             if calls.is_empty() {
                 break;
             }
@@ -187,6 +211,7 @@ impl Stream {
                         execution.on_call_outcome(
                             call.id,
                             CallOutcome::Failed(CallFailure::Rejected(reason)),
+                            now_ms(),
                         );
                     }
                 }
@@ -206,9 +231,18 @@ impl Stream {
     }
 }
 
+/// The host's clock in milliseconds (only differences matter).
+fn now_ms() -> u64 {
+    proxy_wasm::hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Read a call's outcome. A call with no headers failed: Envoy gives no
 /// header map at all then, Kong gives a `:dispatch_status` pseudo-header.
-fn call_outcome(num_headers: usize, body_size: usize) -> CallOutcome {
+/// A body over `max_body` bytes is not read.
+fn call_outcome(num_headers: usize, body_size: usize, max_body: usize) -> CallOutcome {
     let map = MapType::HttpCallResponseHeaders;
     let status = if num_headers == 0 {
         None
@@ -219,6 +253,7 @@ fn call_outcome(num_headers: usize, body_size: usize) -> CallOutcome {
             .and_then(|s| s.parse::<u16>().ok())
     };
     match status {
+        Some(_) if body_size > max_body => CallOutcome::Failed(CallFailure::TooLarge(body_size)),
         Some(status) => {
             let body =
                 host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();

@@ -41,5 +41,6 @@ mod play;
 mod bodies;
 mod configuration;
 mod failures;
+mod faults;
 mod load;
 mod orders;

@@ -1,0 +1,301 @@
+//! Limits that keep one request from taking the gateway or the functions
+//! down, and the measures a request is checked against **before any call is
+//! dispatched**: body and document size, tokens, depth, aliases, root
+//! fields and planned calls. Calls made, calls in flight and batch sizes are
+//! also enforced while the request runs.
+
+use crate::plan::{collect_fields, GroupedFields};
+use crate::schema::Resolvers;
+use apollo_compiler::executable::{Operation, Selection, SelectionSet};
+use apollo_compiler::response::{JsonMap, JsonValue};
+use apollo_compiler::{ExecutableDocument, Name, Schema};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+
+/// Every limit, with safe defaults. Configured under `"limits"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+    /// Largest GraphQL document, in bytes.
+    pub max_query_bytes: usize,
+    /// Most lexical tokens in the document.
+    pub max_query_tokens: usize,
+    /// Deepest selection nesting, fragments expanded (`{ a { b } }` is 2).
+    pub max_depth: usize,
+    /// Most aliased fields in the document.
+    pub max_aliases: usize,
+    /// Most root fields the operation selects.
+    pub max_root_fields: usize,
+    /// Most function calls one request may make (planned and actual).
+    pub max_calls: usize,
+    /// Most calls of one request in flight at once; the others wait.
+    pub max_concurrent_calls: usize,
+    /// Most keys in one batched call; more keys are split over several calls.
+    pub max_batch_size: usize,
+    /// Largest function answer, in bytes; larger answers are a field error.
+    pub max_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_query_bytes: 64 * 1024,
+            max_query_tokens: 15_000,
+            max_depth: 32,
+            max_aliases: 64,
+            max_root_fields: 32,
+            max_calls: 200,
+            max_concurrent_calls: 64,
+            max_batch_size: 100,
+            max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits that are zero (which would refuse everything).
+    pub fn zeros(&self) -> Vec<&'static str> {
+        let all = [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_query_bytes", self.max_query_bytes),
+            ("max_query_tokens", self.max_query_tokens),
+            ("max_depth", self.max_depth),
+            ("max_aliases", usize::MAX),
+            ("max_root_fields", self.max_root_fields),
+            ("max_calls", self.max_calls),
+            ("max_concurrent_calls", self.max_concurrent_calls),
+            ("max_batch_size", self.max_batch_size),
+            ("max_response_bytes", self.max_response_bytes),
+        ];
+        all.into_iter()
+            .filter(|(_, v)| *v == 0)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// How deep the parser may recurse: enough for any document within
+    /// `max_depth`, small enough to keep the Wasm stack safe.
+    pub fn parser_recursion_limit(&self) -> usize {
+        self.max_depth.saturating_mul(2).saturating_add(16).min(512)
+    }
+}
+
+/// A request over one of the limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExceeded {
+    /// The limit's configuration name, e.g. `max_depth`.
+    pub limit: &'static str,
+    /// Its configured value.
+    pub max: usize,
+    /// What the request has (at least this much).
+    pub actual: usize,
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.limit {
+            "max_body_bytes" => "the request body has more bytes",
+            "max_query_bytes" => "the query document has more bytes",
+            "max_query_tokens" => "the query document has more tokens",
+            "max_depth" => "the query nests selections deeper",
+            "max_aliases" => "the query has more aliases",
+            "max_root_fields" => "the operation selects more root fields",
+            "max_calls" => "the request needs more function calls",
+            _ => "the request exceeds a limit",
+        };
+        write!(
+            f,
+            "{what} than this gateway allows: {} > {} (`limits.{}`)",
+            self.actual, self.max, self.limit
+        )
+    }
+}
+
+impl LimitExceeded {
+    /// The error's `extensions`: `code`, `limit`, `max`, `actual`.
+    pub fn extensions(&self) -> JsonMap {
+        let mut map = JsonMap::new();
+        map.insert("code", JsonValue::from("LIMIT_EXCEEDED"));
+        map.insert("limit", JsonValue::from(self.limit));
+        map.insert("max", JsonValue::from(self.max));
+        map.insert("actual", JsonValue::from(self.actual));
+        map
+    }
+}
+
+fn over(limit: &'static str, max: usize, actual: usize) -> Result<(), LimitExceeded> {
+    if actual > max {
+        Err(LimitExceeded { limit, max, actual })
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a size against a limit.
+pub fn check(limit: &'static str, max: usize, actual: usize) -> Result<(), LimitExceeded> {
+    over(limit, max, actual)
+}
+
+/// Checks the selected operation of a valid document: depth, aliases, root
+/// fields, and the calls it will make at least (one per mapped field
+/// selected, lists not yet known).
+pub fn check_operation(
+    limits: &Limits,
+    resolvers: &Resolvers,
+    document: &ExecutableDocument,
+    operation: &Operation,
+    root_fields: &GroupedFields,
+) -> Result<(), LimitExceeded> {
+    over("max_root_fields", limits.max_root_fields, root_fields.len())?;
+    let mut walk = Walk {
+        document,
+        resolvers,
+        aliases: 0,
+        calls: 0,
+        max_depth: limits.max_depth,
+    };
+    let depth = walk.depth(&operation.selection_set, &mut HashSet::new(), 1);
+    over("max_depth", limits.max_depth, depth)?;
+    over("max_aliases", limits.max_aliases, walk.aliases)?;
+    over("max_calls", limits.max_calls, walk.calls)
+}
+
+struct Walk<'a> {
+    document: &'a ExecutableDocument,
+    resolvers: &'a Resolvers,
+    aliases: usize,
+    calls: usize,
+    max_depth: usize,
+}
+
+impl Walk<'_> {
+    /// The depth of a selection set whose fields are at `level`; counts
+    /// aliases and mapped fields on the way. Stops descending past the
+    /// limit (the answer is then over it anyway).
+    fn depth(&mut self, set: &SelectionSet, fragments: &mut HashSet<Name>, level: usize) -> usize {
+        if level > self.max_depth + 1 {
+            return level;
+        }
+        let mut deepest = level.saturating_sub(1);
+        for selection in &set.selections {
+            let depth = match selection {
+                Selection::Field(field) => {
+                    if field.alias.is_some() {
+                        self.aliases += 1;
+                    }
+                    if self.resolvers.find(&set.ty, &field.name).is_some() {
+                        self.calls += 1;
+                    }
+                    if field.selection_set.selections.is_empty() {
+                        level
+                    } else {
+                        self.depth(&field.selection_set, fragments, level + 1)
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    self.depth(&inline.selection_set, fragments, level)
+                }
+                Selection::FragmentSpread(spread) => {
+                    // Each fragment counted once per path: validation has
+                    // already refused cycles.
+                    if !fragments.insert(spread.fragment_name.clone()) {
+                        continue;
+                    }
+                    let depth = match self.document.fragments.get(&spread.fragment_name) {
+                        Some(fragment) => self.depth(&fragment.selection_set, fragments, level),
+                        None => level,
+                    };
+                    fragments.remove(&spread.fragment_name);
+                    depth
+                }
+            };
+            deepest = deepest.max(depth);
+        }
+        deepest
+    }
+}
+
+/// The root fields an operation selects (fragments and `@skip`/`@include`
+/// applied).
+pub fn root_fields(
+    schema: &Schema,
+    document: &ExecutableDocument,
+    variables: &JsonMap,
+    operation: &Operation,
+) -> GroupedFields {
+    match schema.get_object(operation.object_type()) {
+        Some(root) => collect_fields(
+            schema,
+            document,
+            variables,
+            root,
+            &operation.selection_set.selections,
+        ),
+        None => GroupedFields::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Gateway;
+
+    fn gateway(limits: &str) -> Gateway {
+        let config = format!(
+            r#"{{"schema": "type Query {{ user(id: ID): User @http(upstream: \"fn\", path: \"/u\") }} type User {{ id: ID friend: User @http(upstream: \"fn\", path: \"/f\") name: String }}",
+                "upstreams": {{"fn": {{"target": "fn"}}}}, "limits": {limits}}}"#
+        );
+        Gateway::from_json(&config).unwrap()
+    }
+
+    fn check_query(gateway: &Gateway, query: &str) -> Result<(), LimitExceeded> {
+        let document =
+            ExecutableDocument::parse_and_validate(&gateway.schema, query, "q.graphql").unwrap();
+        let operation = document.operations.get(None).unwrap();
+        let roots = root_fields(&gateway.schema, &document, &JsonMap::new(), operation);
+        check_operation(
+            &gateway.limits,
+            &gateway.resolvers,
+            &document,
+            operation,
+            &roots,
+        )
+    }
+
+    #[test]
+    fn depth_counts_through_fragments() {
+        let g = gateway(r#"{"max_depth": 3}"#);
+        assert!(check_query(&g, "{ user { friend { name } } }").is_ok());
+        let e = check_query(
+            &g,
+            "{ user { ...F } } fragment F on User { friend { friend { name } } }",
+        )
+        .unwrap_err();
+        assert_eq!((e.limit, e.max, e.actual), ("max_depth", 3, 4));
+        assert!(e.to_string().contains("`limits.max_depth`"), "{e}");
+    }
+
+    #[test]
+    fn aliases_roots_and_planned_calls() {
+        let g = gateway(r#"{"max_aliases": 1, "max_root_fields": 2, "max_calls": 3}"#);
+        let e = check_query(&g, "{ a: user { id } b: user { id } }").unwrap_err();
+        assert_eq!(e.limit, "max_aliases");
+        let e = check_query(&g, "{ a: user { id } user { id } __typename }").unwrap_err();
+        assert_eq!(e.limit, "max_root_fields");
+        let e = check_query(&g, "{ user { friend { friend { friend { id } } } } }").unwrap_err();
+        assert_eq!((e.limit, e.actual), ("max_calls", 4));
+    }
+
+    #[test]
+    fn zero_limits_are_named() {
+        let limits = Limits {
+            max_calls: 0,
+            ..Limits::default()
+        };
+        assert_eq!(limits.zeros(), ["max_calls"]);
+    }
+}

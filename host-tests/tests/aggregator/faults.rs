@@ -1,0 +1,133 @@
+//! Limits, the deadline and hostile input on the real `.wasm`: refused
+//! cleanly, never a trap (the Wasm stack is far smaller than a native one).
+
+use crate::hosts::{body_of, post, post_headers, Host};
+use crate::play::{assert_idle, reply_json, respond};
+use host_tests::{CallState, Delivery};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The demo configuration with these top-level settings added.
+fn config_with(host: Host, extra: Value) -> String {
+    let mut config: Value = serde_json::from_str(&host.config()).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    config.to_string()
+}
+
+fn limit_of(reply: &Value) -> &str {
+    assert_eq!(
+        reply["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED",
+        "{reply}"
+    );
+    reply["errors"][0]["extensions"]["limit"].as_str().unwrap()
+}
+
+on_both_hosts! {
+    /// A query nested 10,000 levels deep, and one of 10,000 nested lists:
+    /// refused by the size limits by default, and by the parser's depth
+    /// guard when those are raised — never a stack overflow in the VM.
+    fn deeply_nested_queries(host: Host) {
+        let deep = body_of(&format!("{}{}", "{ users ".repeat(10_000), "}".repeat(10_000)));
+        let lists = body_of(&format!("{{ user(id: {}1{}) {{ name }} }}", "[".repeat(10_000), "]".repeat(10_000)));
+        let plugin = host.plugin();
+        let request = post(&plugin, &deep);
+        assert_eq!(limit_of(&reply_json(&request)), "max_query_bytes");
+
+        let raised = config_with(host, json!({"limits": {"max_query_bytes": 500_000, "max_query_tokens": 100_000}}));
+        let plugin = host.plugin_with(&raised);
+        for body in [&deep, &lists] {
+            let request = post(&plugin, body);
+            assert!(request.calls().is_empty());
+            assert_eq!(limit_of(&reply_json(&request)), "max_depth");
+        }
+        assert_idle(&plugin);
+    }
+}
+
+on_both_hosts! {
+    /// A body over `max_body_bytes` gets a 413 as soon as its size is
+    /// known: on Envoy with the first chunk past the limit, before the end.
+    fn oversized_body(host: Host) {
+        let plugin = host.plugin_with(&config_with(host, json!({"limits": {"max_body_bytes": 100}})));
+        let mut request = post_headers(&plugin);
+        let body = body_of(&format!("{{ __typename }} # {}", "x".repeat(200)));
+        match host {
+            Host::Envoy => {
+                request.body_chunk(&body.as_bytes()[..150], false);
+            }
+            Host::Kong => {
+                request.body(body.as_bytes());
+            }
+        }
+        assert_eq!(request.expect_reply().status, 413);
+        assert_eq!(limit_of(&reply_json(&request)), "max_body_bytes");
+        assert_idle(&plugin);
+    }
+}
+
+on_both_hosts! {
+    /// Each call's timeout is cut to the time left, which is also sent in
+    /// `x-request-deadline-ms`; at the deadline the request is answered with
+    /// `UPSTREAM_TIMEOUT` for what is still pending (Kong cancels those
+    /// calls, Envoy's late answer goes nowhere).
+    fn deadline(host: Host) {
+        let plugin = host.plugin_with(&config_with(host, json!({"deadline_ms": 800})));
+        let mut request = post(&plugin, &body_of(r#"{ user(id: "1") { name } inventory(sku: "sku-1") { quantity } }"#));
+        let calls = request.pending_calls();
+        assert_eq!(calls.len(), 2);
+        for call in &calls {
+            assert_eq!(call.timeout_ms, 800);
+            assert_eq!(call.header("x-request-deadline-ms"), Some("800"));
+        }
+        plugin.advance(Duration::from_millis(800));
+        let (user, inventory) = if calls[0].path().unwrap().contains("user") {
+            (&calls[0], &calls[1])
+        } else {
+            (&calls[1], &calls[0])
+        };
+        respond(&mut request, user);
+        let reply = reply_json(&request);
+        assert_eq!(reply["data"], json!({"user": {"name": "Alice"}, "inventory": null}));
+        assert_eq!(reply["errors"][0]["path"], json!(["inventory"]));
+        assert_eq!(reply["errors"][0]["extensions"]["code"], "UPSTREAM_TIMEOUT");
+        if host == Host::Kong {
+            assert_eq!(request.call_state(inventory.token), Some(CallState::Cancelled));
+        }
+        let late = plugin.respond(inventory.token, 200, &[], br#"{"quantity": 1}"#);
+        let expected = match host {
+            Host::Kong => Delivery::Dropped,
+            Host::Envoy => Delivery::DeliveredToRoot,
+        };
+        assert_eq!(late, expected);
+        assert_idle(&plugin);
+    }
+}
+
+on_both_hosts! {
+    /// Only the upstream's allowlisted client headers reach the function.
+    fn forwarded_headers(host: Host) {
+        let config: Value = serde_json::from_str(&host.config()).unwrap();
+        let mut config = config;
+        config["upstreams"]["openfaas"]["forward_headers"] = json!(["authorization", "x-request-id"]);
+        let plugin = host.plugin_with(&config.to_string());
+        let mut request = plugin.request(&[
+            (":method", "POST"),
+            (":path", "/graphql"),
+            (":authority", "localhost"),
+            ("content-type", "application/json"),
+            ("authorization", "Bearer abc"),
+            ("cookie", "session=secret"),
+            ("x-request-id", "r-1"),
+        ]);
+        request.body(body_of(r#"{ user(id: "1") { name } }"#).as_bytes());
+        let call = request.pending_calls().remove(0);
+        assert_eq!(call.header("authorization"), Some("Bearer abc"));
+        assert_eq!(call.header("x-request-id"), Some("r-1"));
+        assert_eq!(call.header("cookie"), None);
+        respond(&mut request, &call);
+        reply_json(&request);
+        assert_idle(&plugin);
+    }
+}
