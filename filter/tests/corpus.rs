@@ -87,7 +87,7 @@ fn corpus_against_the_engine() {
 fn graphql_js_introspection_queries_are_answered() {
     let config = filter_config(Variant::Public, "functions").to_string();
     let gateway = Arc::new(Gateway::from_json(&config).unwrap());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/e2e/introspection");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy/e2e/js");
     for file in [
         "introspection-query.graphql",
         "introspection-query-full.graphql",

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use graphql_corpus::Variant;
+pub use graphql_corpus::Variant;
 use serde_json::{json, Value};
 
 /// The demo's GraphQL listener.

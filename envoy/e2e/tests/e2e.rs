@@ -982,11 +982,11 @@ fn corpus_case(sandbox: &Sandbox, case: &Case) -> Result<(), String> {
 /// rebuilt by graphql-js's `buildClientSchema` and printed, equals the
 /// configured SDL printed by graphql-js (mapping directives dropped).
 fn introspection_rebuilds_the_configured_schema(sandbox: &Sandbox) {
-    let dir = sandbox.paths.repo.join("envoy/e2e/introspection");
+    let dir = sandbox.paths.repo.join("envoy/e2e/js");
     let modules = dir.join("node_modules/graphql");
     assert!(
         modules.is_dir(),
-        "graphql-js is not installed: run `make e2e` (it runs `npm ci --prefix envoy/e2e/introspection`)"
+        "graphql-js is not installed: run `make e2e` (it runs `npm ci --prefix envoy/e2e/js`)"
     );
     let node = std::env::var("NODE").unwrap_or_else(|_| "node".into());
     let listener = config::corpus_listener(Variant::Public);

