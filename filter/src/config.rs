@@ -3,13 +3,17 @@
 
 use crate::limits::Limits;
 use crate::schema::{self, Discriminator, Resolvers};
-use crate::upstream::{is_hop_by_hop, Upstream, DEFAULT_TIMEOUT};
+use crate::upstream::{is_hop_by_hop, Upstream, DEADLINE_HEADER, DEFAULT_TIMEOUT};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Schema};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
+
+/// The longest `deadline_ms` and `timeout_ms`: 24 hours (hosts take
+/// timeouts as 32-bit milliseconds).
+pub const MAX_MILLIS: u64 = 86_400_000;
 
 /// The default of `deadline_ms`: the longest a request may take in all.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
@@ -26,7 +30,16 @@ struct RawConfig {
     #[serde(default)]
     limits: Limits,
     deadline_ms: Option<u64>,
+    #[serde(default = "default_plan_cache_size")]
+    plan_cache_size: usize,
 }
+
+fn default_plan_cache_size() -> usize {
+    DEFAULT_PLAN_CACHE_SIZE
+}
+
+/// The default of `plan_cache_size`: distinct documents kept validated.
+pub const DEFAULT_PLAN_CACHE_SIZE: usize = 256;
 
 fn yes() -> bool {
     true
@@ -114,6 +127,8 @@ pub struct Gateway {
     /// How long one request may take in all: calls still pending then are
     /// abandoned, and each call's timeout is cut to what is left.
     pub deadline: Duration,
+    /// How many distinct documents the plan cache keeps (0: no cache).
+    pub plan_cache_size: usize,
     /// Problems that did not stop the configuration from loading; the adapter
     /// logs them.
     pub warnings: Vec<String>,
@@ -141,6 +156,11 @@ impl Gateway {
                     "deadline_ms must be greater than 0".into(),
                 ))
             }
+            Some(ms) if ms > MAX_MILLIS => {
+                return Err(ConfigError::Json(format!(
+                    "deadline_ms must be at most {MAX_MILLIS} (24 hours)"
+                )))
+            }
             Some(ms) => Duration::from_millis(ms),
             None => DEFAULT_DEADLINE,
         };
@@ -152,6 +172,7 @@ impl Gateway {
             introspection: raw.introspection,
             limits: raw.limits,
             deadline,
+            plan_cache_size: raw.plan_cache_size,
             warnings: loaded.warnings,
         })
     }
@@ -189,6 +210,9 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
     }
     let timeout = match raw.timeout_ms {
         Some(0) => return Err(problem("`timeout_ms` must be greater than 0")),
+        Some(ms) if ms > MAX_MILLIS => {
+            return Err(problem("`timeout_ms` must be at most 86400000 (24 hours)"))
+        }
         Some(ms) => Duration::from_millis(ms),
         None => DEFAULT_TIMEOUT,
     };
@@ -202,6 +226,11 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         {
             return Err(problem(&format!(
                 "`forward_headers` entry {header:?} is not a header name"
+            )));
+        }
+        if lower == DEADLINE_HEADER || lower == "accept" || lower == "content-type" {
+            return Err(problem(&format!(
+                "`forward_headers` entry {header:?} is set by the gateway and cannot come from the client"
             )));
         }
         if is_hop_by_hop(&lower) {

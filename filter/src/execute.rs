@@ -21,12 +21,14 @@ use crate::abstract_type::{concrete_type, lookup};
 use crate::config::Gateway;
 use crate::limits;
 use crate::plan::{argument_values, collect_fields, sub_selections};
+use crate::plan_cache::PlanCache;
 use crate::request::{self, HttpRequest, ResponseMedia};
 use crate::response::{self, FieldFailure, Reply};
 use crate::schema::ResolverId;
 use crate::template::{append_query, encode_component, Values};
 use crate::upstream::{
     gateway_failure, is_safe_header_value, CallFailure, CallOutcome, UpstreamRequest,
+    REQUEST_ID_HEADER,
 };
 use apollo_compiler::executable::{Field, OperationType, Selection};
 use apollo_compiler::parser::Parser;
@@ -120,7 +122,9 @@ struct Run {
     by_request: HashMap<UpstreamRequest, CallId>,
     outbox: Vec<CallId>,
     in_flight: usize,
-    batches: IndexMap<(ResolverId, String), Vec<Waiter>>,
+    /// Batched fields gathered while merging: by the request they share
+    /// (without the keys), the resolver and the parents waiting.
+    batches: IndexMap<UpstreamRequest, (ResolverId, Vec<Waiter>)>,
     ready: VecDeque<(Waiter, CallResult)>,
     failures: Vec<FieldFailure>,
     /// Mutation root fields not started yet (they run one after another).
@@ -146,6 +150,17 @@ impl Execution {
     /// When the request is refused the execution is finished at once and
     /// [`Execution::reply`] has the error.
     pub fn start(gateway: Arc<Gateway>, http: &HttpRequest, now_ms: u64) -> Self {
+        Self::start_cached(gateway, http, now_ms, None)
+    }
+
+    /// [`Execution::start`], taking the validated document from `cache` when
+    /// this document was seen before (and remembering it otherwise).
+    pub fn start_cached(
+        gateway: Arc<Gateway>,
+        http: &HttpRequest,
+        now_ms: u64,
+        cache: Option<&mut PlanCache>,
+    ) -> Self {
         let media = ResponseMedia::negotiate(http.header("accept"));
         let mut execution = Execution {
             gateway,
@@ -153,7 +168,7 @@ impl Execution {
             run: None,
             reply: None,
         };
-        match execution.prepare(http, now_ms) {
+        match execution.prepare(http, now_ms, cache) {
             Ok(run) => {
                 execution.run = Some(Box::new(run));
                 execution.plan_root();
@@ -164,7 +179,12 @@ impl Execution {
         execution
     }
 
-    fn prepare(&self, http: &HttpRequest, now_ms: u64) -> Result<Run, Reply> {
+    fn prepare(
+        &self,
+        http: &HttpRequest,
+        now_ms: u64,
+        cache: Option<&mut PlanCache>,
+    ) -> Result<Run, Reply> {
         let media = self.media;
         let limits = &self.gateway.limits;
         limits::check("max_body_bytes", limits.max_body_bytes, http.body.len())
@@ -177,35 +197,18 @@ impl Execution {
             graphql.query.len(),
         )
         .map_err(|e| response::limit_exceeded(&e, 400, media))?;
-        let mut parser = Parser::new()
-            .token_limit(limits.max_query_tokens)
-            .recursion_limit(limits.parser_recursion_limit());
-        let parsed = parser.parse_ast(graphql.query.as_str(), "request.graphql");
-        let ast = parsed.map_err(|e| {
-            let hit = |needle: &str| e.errors.iter().any(|d| d.to_string().contains(needle));
-            let exceeded = if hit("token limit reached") {
-                Some(limits::LimitExceeded {
-                    limit: "max_query_tokens",
-                    max: limits.max_query_tokens,
-                    actual: parser.tokens_reached(),
-                })
-            } else if hit("recursion limit reached") {
-                Some(limits::LimitExceeded {
-                    limit: "max_depth",
-                    max: limits.max_depth,
-                    actual: parser.recursion_reached(),
-                })
-            } else {
-                None
-            };
-            match exceeded {
-                Some(exceeded) => response::limit_exceeded(&exceeded, 400, media),
-                None => response::document_errors(&e.errors, "GRAPHQL_PARSE_FAILED", media),
-            }
-        })?;
-        let document = ast.to_executable_validate(schema).map_err(|e| {
-            response::document_errors(&e.errors, "GRAPHQL_VALIDATION_FAILED", media)
-        })?;
+        let operation_name = graphql.operation_name.as_deref();
+        let document = match cache {
+            Some(cache) => match cache.get(&graphql.query, operation_name) {
+                Some(document) => document,
+                None => {
+                    let document = Arc::new(self.compile(&graphql.query)?);
+                    cache.insert(&graphql.query, operation_name, document.clone());
+                    document
+                }
+            },
+            None => Arc::new(self.compile(&graphql.query)?),
+        };
         let operation = document
             .operations
             .get(graphql.operation_name.as_deref())
@@ -263,7 +266,7 @@ impl Execution {
         .map_err(|e| response::limit_exceeded(&e, 400, media))?;
         let deadline_ms = u64::try_from(self.gateway.deadline.as_millis()).unwrap_or(u64::MAX);
         Ok(Run {
-            document: Arc::new(document),
+            document,
             operation_name: graphql.operation_name,
             variables,
             objects: vec![ObjectEntry {
@@ -282,6 +285,41 @@ impl Execution {
             client_headers: http.headers.clone(),
             deadline_at: now_ms.saturating_add(deadline_ms),
         })
+    }
+
+    /// Parse (within the token and depth limits) and validate a document.
+    fn compile(&self, query: &str) -> Result<Valid<ExecutableDocument>, Reply> {
+        let media = self.media;
+        let limits = &self.gateway.limits;
+        let schema = &self.gateway.schema;
+        let mut parser = Parser::new()
+            .token_limit(limits.max_query_tokens)
+            .recursion_limit(limits.parser_recursion_limit());
+        let parsed = parser.parse_ast(query, "request.graphql");
+        let ast = parsed.map_err(|e| {
+            let hit = |needle: &str| e.errors.iter().any(|d| d.to_string().contains(needle));
+            let exceeded = if hit("token limit reached") {
+                Some(limits::LimitExceeded {
+                    limit: "max_query_tokens",
+                    max: limits.max_query_tokens,
+                    actual: parser.tokens_reached(),
+                })
+            } else if hit("recursion limit reached") {
+                Some(limits::LimitExceeded {
+                    limit: "max_depth",
+                    max: limits.max_depth,
+                    actual: parser.recursion_reached(),
+                })
+            } else {
+                None
+            };
+            match exceeded {
+                Some(exceeded) => response::limit_exceeded(&exceeded, 400, media),
+                None => response::document_errors(&e.errors, "GRAPHQL_PARSE_FAILED", media),
+            }
+        })?;
+        ast.to_executable_validate(schema)
+            .map_err(|e| response::document_errors(&e.errors, "GRAPHQL_VALIDATION_FAILED", media))
     }
 
     /// The calls to dispatch now, at `now_ms`: as many as the concurrency
@@ -559,7 +597,8 @@ impl Execution {
         let mut headers = forwarded_headers(upstream, &run.client_headers);
         for header in &resolver.headers {
             match header.render(&values) {
-                Ok(value) => headers.push((header.name.clone(), value)),
+                Ok(Some(value)) => headers.push((header.name.clone(), value)),
+                Ok(None) => {}
                 Err(e) => {
                     let failure = FieldFailure::new(
                         format!("cannot build the request to {}: {e}", upstream.name),
@@ -584,10 +623,13 @@ impl Execution {
             let key = lookup(parent, &batch.key).and_then(key_text);
             match key {
                 Some(key) => {
+                    // Parents whose calls would be identical but for their
+                    // keys share one batch (the request is its template).
                     waiter.batch_key = Some(key);
                     run.batches
-                        .entry((waiter.resolver, request.path.clone()))
-                        .or_default()
+                        .entry(request)
+                        .or_insert_with(|| (waiter.resolver, Vec::new()))
+                        .1
                         .push(waiter);
                 }
                 None => {
@@ -643,49 +685,56 @@ impl Execution {
         let max_batch = gateway.limits.max_batch_size.max(1);
         let Some(run) = self.run.as_mut() else { return };
         let batches = std::mem::take(&mut run.batches);
-        let client_headers = run.client_headers.clone();
-        for ((resolver_id, path), waiters) in batches {
-            let Some(resolver) = gateway.resolvers.get(resolver_id) else {
-                continue;
-            };
-            let Some(batch) = &resolver.batch else {
-                continue;
-            };
-            let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else {
-                continue;
-            };
-            let mut keys: Vec<String> = Vec::new();
-            for key in waiters.iter().filter_map(|w| w.batch_key.as_ref()) {
-                if !keys.contains(key) {
-                    keys.push(key.clone());
+        for (template, (resolver_id, waiters)) in batches {
+            let Some(batch) = gateway
+                .resolvers
+                .get(resolver_id)
+                .and_then(|r| r.batch.as_ref())
+            else {
+                for waiter in waiters {
+                    let failure = FieldFailure::new(
+                        "internal error: a batched field lost its batch form".into(),
+                        "INTERNAL_ERROR",
+                    );
+                    self.fail_field(waiter.object, waiter.key, failure);
                 }
+                continue;
+            };
+            // Distinct keys in order of first appearance, and the chunk
+            // (at most `max_batch_size` keys, one call each) of every key.
+            let mut chunk_of: HashMap<&str, usize> = HashMap::new();
+            let mut chunks: Vec<Vec<String>> = Vec::new();
+            for key in waiters.iter().filter_map(|w| w.batch_key.as_deref()) {
+                if chunk_of.contains_key(key) {
+                    continue;
+                }
+                if chunks.last().is_none_or(|c| c.len() >= max_batch) {
+                    chunks.push(Vec::new());
+                }
+                let index = chunks.len() - 1;
+                if let Some(chunk) = chunks.get_mut(index) {
+                    chunk.push(encode_component(key));
+                }
+                chunk_of.insert(key, index);
             }
             let separator = encode_component(&batch.separator).replace("%2C", ",");
-            // At most `max_batch_size` keys per call: one call per chunk.
-            let chunks: Vec<&[String]> = keys.chunks(max_batch).collect();
             let requests: Vec<UpstreamRequest> = chunks
                 .iter()
-                .map(|chunk| {
-                    let encoded: Vec<String> = chunk.iter().map(|k| encode_component(k)).collect();
-                    UpstreamRequest {
-                        target: upstream.target.clone(),
-                        upstream: upstream.name.clone(),
-                        method: resolver.method.clone(),
-                        path: append_query(&path, &batch.param, &encoded.join(&separator)),
-                        authority: upstream.authority.clone(),
-                        headers: forwarded_headers(upstream, &client_headers),
-                        body: None,
-                        timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
-                        deadline_header: None,
-                    }
+                .map(|encoded| UpstreamRequest {
+                    path: append_query(&template.path, &batch.param, &encoded.join(&separator)),
+                    ..template.clone()
                 })
                 .collect();
-            for waiter in waiters {
-                let chunk = waiter
-                    .batch_key
-                    .as_deref()
-                    .and_then(|key| chunks.iter().position(|c| c.iter().any(|k| k == key)));
-                if let Some(request) = chunk.and_then(|i| requests.get(i)) {
+            let targets: Vec<Option<usize>> = waiters
+                .iter()
+                .map(|w| {
+                    w.batch_key
+                        .as_deref()
+                        .and_then(|k| chunk_of.get(k).copied())
+                })
+                .collect();
+            for (waiter, target) in waiters.into_iter().zip(targets) {
+                if let Some(request) = target.and_then(|i| requests.get(i)) {
                     self.enqueue(request.clone(), waiter);
                 }
             }
@@ -716,7 +765,10 @@ impl Execution {
             .map(|r| r.upstream.clone());
         if let (Some(run), Some(upstream)) = (self.run.as_mut(), upstream) {
             for failure in run.failures.iter_mut().skip(first_new) {
-                if !failure.extensions.contains_key("upstream") {
+                let code = failure.extensions.get("code").and_then(|c| c.as_str());
+                let about_the_answer = code
+                    .is_some_and(|c| c.starts_with("UPSTREAM_") || c == "ABSTRACT_TYPE_UNRESOLVED");
+                if about_the_answer && !failure.extensions.contains_key("upstream") {
                     failure
                         .extensions
                         .insert("upstream", JsonValue::from(upstream.as_str()));
@@ -848,6 +900,7 @@ fn key_text(value: &JsonValue) -> Option<String> {
 
 /// The client headers an upstream forwards (its allowlist), values with a
 /// line break dropped.
+/// The client's request id travels to every call, whatever the allowlist.
 fn forwarded_headers(
     upstream: &crate::upstream::Upstream,
     client: &[(String, String)],
@@ -855,7 +908,8 @@ fn forwarded_headers(
     client
         .iter()
         .filter(|(name, value)| {
-            upstream.forward_headers.iter().any(|f| f == name) && is_safe_header_value(value)
+            (name == REQUEST_ID_HEADER || upstream.forward_headers.iter().any(|f| f == name))
+                && is_safe_header_value(value)
         })
         .cloned()
         .collect()

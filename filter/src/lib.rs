@@ -37,6 +37,7 @@ pub mod config;
 pub mod execute;
 pub mod limits;
 pub mod plan;
+pub mod plan_cache;
 pub mod request;
 pub mod response;
 pub mod schema;

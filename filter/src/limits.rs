@@ -10,7 +10,7 @@ use apollo_compiler::executable::{Operation, Selection, SelectionSet};
 use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::{ExecutableDocument, Name, Schema};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// Every limit, with safe defaults. Configured under `"limits"`.
@@ -64,7 +64,6 @@ impl Limits {
             ("max_query_bytes", self.max_query_bytes),
             ("max_query_tokens", self.max_query_tokens),
             ("max_depth", self.max_depth),
-            ("max_aliases", usize::MAX),
             ("max_root_fields", self.max_root_fields),
             ("max_calls", self.max_calls),
             ("max_concurrent_calls", self.max_concurrent_calls),
@@ -101,7 +100,7 @@ impl fmt::Display for LimitExceeded {
             "max_body_bytes" => "the request body has more bytes",
             "max_query_bytes" => "the query document has more bytes",
             "max_query_tokens" => "the query document has more tokens",
-            "max_depth" => "the query nests selections deeper",
+            "max_depth" => "the query nests selections (or argument values) deeper",
             "max_aliases" => "the query has more aliases",
             "max_root_fields" => "the operation selects more root fields",
             "max_calls" => "the request needs more function calls",
@@ -154,68 +153,91 @@ pub fn check_operation(
     let mut walk = Walk {
         document,
         resolvers,
-        aliases: 0,
-        calls: 0,
-        max_depth: limits.max_depth,
+        fragments: HashMap::new(),
+        in_progress: HashSet::new(),
     };
-    let depth = walk.depth(&operation.selection_set, &mut HashSet::new(), 1);
-    over("max_depth", limits.max_depth, depth)?;
-    over("max_aliases", limits.max_aliases, walk.aliases)?;
-    over("max_calls", limits.max_calls, walk.calls)
+    let measure = walk.measure(&operation.selection_set);
+    over("max_depth", limits.max_depth, measure.depth)?;
+    over("max_aliases", limits.max_aliases, measure.aliases)?;
+    over("max_calls", limits.max_calls, measure.calls)
 }
 
+/// What a selection set costs: its depth (1 for a set of leaves), its
+/// aliases, and the calls its mapped fields make at least.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Measure {
+    depth: usize,
+    aliases: usize,
+    calls: usize,
+}
+
+impl Measure {
+    /// Two parts of one selection set: side by side.
+    fn beside(self, other: Measure) -> Measure {
+        Measure {
+            depth: self.depth.max(other.depth),
+            aliases: self.aliases.saturating_add(other.aliases),
+            calls: self.calls.saturating_add(other.calls),
+        }
+    }
+}
+
+/// Measures selection sets, each fragment once: a fragment spread many
+/// times (or spreads of spreads) is not walked again, so a small document
+/// cannot make this exponential. Its cost is added per spread, saturating:
+/// each spread is a place in the response that needs its calls.
 struct Walk<'a> {
     document: &'a ExecutableDocument,
     resolvers: &'a Resolvers,
-    aliases: usize,
-    calls: usize,
-    max_depth: usize,
+    fragments: HashMap<Name, Measure>,
+    in_progress: HashSet<Name>,
 }
 
 impl Walk<'_> {
-    /// The depth of a selection set whose fields are at `level`; counts
-    /// aliases and mapped fields on the way. Stops descending past the
-    /// limit (the answer is then over it anyway).
-    fn depth(&mut self, set: &SelectionSet, fragments: &mut HashSet<Name>, level: usize) -> usize {
-        if level > self.max_depth + 1 {
-            return level;
-        }
-        let mut deepest = level.saturating_sub(1);
+    fn measure(&mut self, set: &SelectionSet) -> Measure {
+        let mut total = Measure::default();
         for selection in &set.selections {
-            let depth = match selection {
+            let part = match selection {
                 Selection::Field(field) => {
-                    if field.alias.is_some() {
-                        self.aliases += 1;
-                    }
-                    if self.resolvers.find(&set.ty, &field.name).is_some() {
-                        self.calls += 1;
-                    }
-                    if field.selection_set.selections.is_empty() {
-                        level
+                    let below = if field.selection_set.selections.is_empty() {
+                        Measure::default()
                     } else {
-                        self.depth(&field.selection_set, fragments, level + 1)
-                    }
-                }
-                Selection::InlineFragment(inline) => {
-                    self.depth(&inline.selection_set, fragments, level)
-                }
-                Selection::FragmentSpread(spread) => {
-                    // Each fragment counted once per path: validation has
-                    // already refused cycles.
-                    if !fragments.insert(spread.fragment_name.clone()) {
-                        continue;
-                    }
-                    let depth = match self.document.fragments.get(&spread.fragment_name) {
-                        Some(fragment) => self.depth(&fragment.selection_set, fragments, level),
-                        None => level,
+                        self.measure(&field.selection_set)
                     };
-                    fragments.remove(&spread.fragment_name);
-                    depth
+                    Measure {
+                        depth: below.depth.saturating_add(1),
+                        aliases: below
+                            .aliases
+                            .saturating_add(usize::from(field.alias.is_some())),
+                        calls: below.calls.saturating_add(usize::from(
+                            self.resolvers.find(&set.ty, &field.name).is_some(),
+                        )),
+                    }
                 }
+                Selection::InlineFragment(inline) => self.measure(&inline.selection_set),
+                Selection::FragmentSpread(spread) => self.fragment(&spread.fragment_name),
             };
-            deepest = deepest.max(depth);
+            total = total.beside(part);
         }
-        deepest
+        total
+    }
+
+    fn fragment(&mut self, name: &Name) -> Measure {
+        if let Some(known) = self.fragments.get(name) {
+            return *known;
+        }
+        // Validation refuses cycles; this guard only keeps a bug from
+        // recursing forever.
+        if !self.in_progress.insert(name.clone()) {
+            return Measure::default();
+        }
+        let measure = match self.document.fragments.get(name) {
+            Some(fragment) => self.measure(&fragment.selection_set),
+            None => Measure::default(),
+        };
+        self.in_progress.remove(name);
+        self.fragments.insert(name.clone(), measure);
+        measure
     }
 }
 
@@ -288,6 +310,23 @@ mod tests {
         assert_eq!(e.limit, "max_root_fields");
         let e = check_query(&g, "{ user { friend { friend { friend { id } } } } }").unwrap_err();
         assert_eq!((e.limit, e.actual), ("max_calls", 4));
+    }
+
+    #[test]
+    fn fragments_spread_many_times_are_measured_once() {
+        let g = gateway(r#"{"max_calls": 1000000}"#);
+        let mut query = String::from("{ user { ...F0 } }\n");
+        for i in 0..40 {
+            query.push_str(&format!(
+                "fragment F{i} on User {{ ...F{next} ...F{next} }}\n",
+                next = i + 1
+            ));
+        }
+        query.push_str("fragment F40 on User { friend { id } }");
+        // 2^40 spread paths: measured in no time, and refused by its calls.
+        let e = check_query(&g, &query).unwrap_err();
+        assert_eq!(e.limit, "max_calls");
+        assert!(e.actual > 1 << 30, "{}", e.actual);
     }
 
     #[test]

@@ -25,6 +25,47 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// Response body.
     pub body: Vec<u8>,
+    /// What kind of answer it is, for metrics.
+    pub outcome: Outcome,
+}
+
+/// What kind of answer a reply is (the `requests.*` metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Executed; data and no errors.
+    Ok,
+    /// Executed; data with field errors.
+    Partial,
+    /// Not executed: not a GraphQL request, or it did not parse, validate
+    /// or coerce.
+    RequestError,
+    /// Not executed: over a limit.
+    LimitExceeded,
+    /// Not executed: the plugin has no valid configuration.
+    Misconfigured,
+}
+
+impl Outcome {
+    /// The metric-name form: `ok`, `partial`, `request_error`,
+    /// `limit_exceeded`, `misconfigured`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Partial => "partial",
+            Outcome::RequestError => "request_error",
+            Outcome::LimitExceeded => "limit_exceeded",
+            Outcome::Misconfigured => "misconfigured",
+        }
+    }
+
+    /// Every outcome.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Partial,
+        Outcome::RequestError,
+        Outcome::LimitExceeded,
+        Outcome::Misconfigured,
+    ];
 }
 
 /// A field error found while fetching: null at the field's path, and an
@@ -95,7 +136,16 @@ pub fn execution_reply(
         Err(e) => Err(e),
     };
     match result {
-        Ok(response) => json_reply(200, &body(response, failures), media),
+        Ok(response) => {
+            let outcome = if response.errors.is_empty() {
+                Outcome::Ok
+            } else {
+                Outcome::Partial
+            };
+            let mut reply = json_reply(200, &body(response, failures), media);
+            reply.outcome = outcome;
+            reply
+        }
         Err(e) => graphql_error(
             400,
             e.message().to_string(),
@@ -278,6 +328,7 @@ pub fn json_reply(status: u16, body: &JsonValue, media: ResponseMedia) -> Reply 
         status,
         headers: vec![("content-type".into(), media.content_type().into())],
         body: body.to_string().into_bytes(),
+        outcome: Outcome::RequestError,
     }
 }
 
@@ -349,6 +400,7 @@ pub fn limit_exceeded(exceeded: &LimitExceeded, status: u16, media: ResponseMedi
     if status == 413 {
         reply.status = 413;
     }
+    reply.outcome = Outcome::LimitExceeded;
     reply
 }
 
@@ -367,11 +419,13 @@ pub fn mutation_over_get(media: ResponseMedia) -> Reply {
 
 /// The reply while the plugin has no valid configuration.
 pub fn misconfigured() -> Reply {
-    graphql_error_status(
+    let mut reply = graphql_error_status(
         500,
         "the GraphQL gateway is misconfigured and cannot answer; its log says why",
         "GATEWAY_MISCONFIGURED",
-    )
+    );
+    reply.outcome = Outcome::Misconfigured;
+    reply
 }
 
 fn graphql_error_status(status: u16, message: &str, code: &str) -> Reply {

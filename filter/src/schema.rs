@@ -3,7 +3,7 @@
 
 use crate::config::ConfigError;
 use crate::template::{BodyTemplate, HeaderTemplate, PathTemplate, Source};
-use crate::upstream::is_hop_by_hop;
+use crate::upstream::{is_hop_by_hop, RESERVED};
 use apollo_compiler::ast::Value;
 use apollo_compiler::schema::{Component, ExtendedType, FieldDefinition};
 use apollo_compiler::validation::{DiagnosticList, Valid};
@@ -341,7 +341,7 @@ fn resolver(
             };
             let header =
                 HeaderTemplate::parse(get("name"), get("value")).map_err(|e| e.to_string())?;
-            if is_hop_by_hop(&header.name) || header.name == "content-type" {
+            if is_hop_by_hop(&header.name) || RESERVED.contains(&header.name.as_str()) {
                 return Err(format!(
                     "header {} is set by the gateway and cannot be configured",
                     header.name

@@ -389,18 +389,21 @@ impl HeaderTemplate {
         sources(&self.value)
     }
 
-    /// The header value; absent values count as empty text.
-    pub fn render(&self, values: &Values<'_>) -> Result<String, RenderError> {
-        let text: String = self
-            .value
-            .iter()
-            .map(|p| match p {
-                Piece::Literal(t) => t.clone(),
-                Piece::Value(s) => s.lookup(values).map(scalar_text).unwrap_or_default(),
-            })
-            .collect();
+    /// The header value; `None` (the header is not sent) when a value it
+    /// needs is absent, rather than a half-empty `Bearer `.
+    pub fn render(&self, values: &Values<'_>) -> Result<Option<String>, RenderError> {
+        let mut text = String::new();
+        for piece in &self.value {
+            match piece {
+                Piece::Literal(t) => text.push_str(t),
+                Piece::Value(s) => match s.lookup(values) {
+                    Some(value) => text.push_str(&scalar_text(value)),
+                    None => return Ok(None),
+                },
+            }
+        }
         if crate::upstream::is_safe_header_value(&text) {
-            Ok(text)
+            Ok(Some(text))
         } else {
             Err(RenderError::UnsafeHeader {
                 name: self.name.clone(),
@@ -517,6 +520,26 @@ impl BodyTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_missing_its_value_is_not_sent() {
+        let header = HeaderTemplate::parse("Authorization", "Bearer {args.token}").unwrap();
+        assert_eq!(header.name, "authorization");
+        let (with, none, evil) = (
+            map(json!({"token": "t1"})),
+            JsonMap::new(),
+            map(json!({"token": "t\r\nx: y"})),
+        );
+        let parent = JsonMap::new();
+        let values = |args| Values {
+            args,
+            parent: &parent,
+        };
+        assert_eq!(header.render(&values(&with)), Ok(Some("Bearer t1".into())));
+        assert_eq!(header.render(&values(&none)), Ok(None));
+        assert!(header.render(&values(&evil)).is_err());
+        assert!(HeaderTemplate::parse("bad name", "x").is_err());
+    }
     use serde_json::json;
 
     fn map(v: serde_json::Value) -> JsonMap {

@@ -50,6 +50,10 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     name.starts_with(':') || HOP_BY_HOP.contains(&name)
 }
 
+/// Headers the gateway itself sets on every call; neither a client nor a
+/// template may supply them.
+pub const RESERVED: [&str; 4] = ["accept", "content-type", DEADLINE_HEADER, REQUEST_ID_HEADER];
+
 /// Whether a header value is safe to send: no CR, LF or NUL (which could
 /// end the header and start another one).
 pub fn is_safe_header_value(value: &str) -> bool {
@@ -79,6 +83,10 @@ pub struct UpstreamRequest {
     /// [`DEADLINE_HEADER`] (set when the call is dispatched).
     pub deadline_header: Option<String>,
 }
+
+/// The header that identifies the client's request; it is sent with every
+/// call (the adapter makes one up when the client sent none).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The header that tells a function how many milliseconds the request has
 /// left, so that it can give up early.
@@ -122,6 +130,25 @@ impl CallOutcome {
     /// A function answer with this status and body.
     pub fn response(status: u16, body: Vec<u8>) -> Self {
         CallOutcome::Response { status, body }
+    }
+
+    /// How the call went, for metrics and logs: `ok` (2xx), `http_error`,
+    /// `timeout`, `unavailable`, `rejected` or `too_large`.
+    pub fn kind(&self) -> &'static str {
+        let failure = match self {
+            CallOutcome::Response { status, body } => match gateway_failure(*status, body) {
+                None if (200..300).contains(status) => return "ok",
+                None => return "http_error",
+                Some(failure) => failure,
+            },
+            CallOutcome::Failed(failure) => failure.clone(),
+        };
+        match failure {
+            CallFailure::Timeout => "timeout",
+            CallFailure::Unavailable(_) => "unavailable",
+            CallFailure::Rejected(_) => "rejected",
+            CallFailure::TooLarge(_) => "too_large",
+        }
     }
 }
 
@@ -172,6 +199,18 @@ impl CallFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes_have_kinds() {
+        assert_eq!(CallOutcome::response(204, vec![]).kind(), "ok");
+        assert_eq!(CallOutcome::response(404, vec![]).kind(), "http_error");
+        let envoy_timeout = CallOutcome::response(504, b"upstream request timeout".to_vec());
+        assert_eq!(envoy_timeout.kind(), "timeout");
+        assert_eq!(
+            CallOutcome::Failed(CallFailure::TooLarge(9)).kind(),
+            "too_large"
+        );
+    }
 
     #[test]
     fn kong_dispatch_status_is_classified() {

@@ -368,6 +368,54 @@ fn calls_beyond_the_limit_are_field_errors_as_lists_reveal_them() {
     assert_eq!(errors[0]["path"], json!(["users", 10, "ordersEach"]));
     assert_eq!(errors[0]["extensions"]["code"], "LIMIT_EXCEEDED");
     assert_eq!(errors[0]["extensions"]["limit"], "max_calls");
+    assert!(
+        errors[0]["extensions"].get("upstream").is_none(),
+        "not the parent's upstream's fault"
+    );
+}
+
+#[test]
+fn batched_calls_keep_their_headers_and_split_by_them() {
+    let config = json!({
+        "schema": r#"type Query { users: [User] @http(upstream: "fn", path: "/users") }
+            type User { id: ID! orders: [Order] @http(upstream: "fn", path: "/user-orders-batch",
+              batch: {key: "id", param: "ids"}, headers: [{name: "x-api-key", value: "k-1"}]) }
+            type Order { id: ID! }"#,
+        "upstreams": {"fn": {"target": "functions", "path_prefix": "/function"}}
+    });
+    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
+    let (_, body, calls) = run(gateway, &post("{ users { orders { id } } }"), functions);
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(calls.len(), 2);
+    assert!(calls[1]
+        .request
+        .headers
+        .contains(&("x-api-key".to_string(), "k-1".to_string())));
+}
+
+#[test]
+fn reserved_headers_and_huge_timeouts_are_refused() {
+    let config = |upstream: Value, schema: &str| {
+        json!({"schema": schema, "upstreams": {"fn": upstream}}).to_string()
+    };
+    let plain = r#"type Query { a: String @http(upstream: "fn", path: "/a") }"#;
+    let spoof = Gateway::from_json(&config(
+        json!({"target": "t", "forward_headers": ["x-request-deadline-ms"]}),
+        plain,
+    ));
+    assert!(spoof
+        .unwrap_err()
+        .to_string()
+        .contains("set by the gateway"));
+    let templated = r#"type Query { a: String @http(upstream: "fn", path: "/a", headers: [{name: "x-request-id", value: "x"}]) }"#;
+    let e = Gateway::from_json(&config(json!({"target": "t"}), templated)).unwrap_err();
+    assert!(e.to_string().contains("set by the gateway"), "{e}");
+    let e = Gateway::from_json(&config(
+        json!({"target": "t", "timeout_ms": 5_000_000_000u64}),
+        plain,
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("24 hours"), "{e}");
 }
 
 #[test]

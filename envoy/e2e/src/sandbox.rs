@@ -302,6 +302,26 @@ impl Sandbox {
             .unwrap_or(0)
     }
 
+    /// Envoy's `/stats/prometheus` samples: metric name (with labels, as
+    /// printed) → value.
+    pub fn prometheus(&self) -> BTreeMap<String, f64> {
+        let url = format!("http://{}/stats/prometheus", self.admin);
+        let reply = self
+            .client
+            .get(&url)
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(reply.status, 200, "GET {url}: {}", reply.body);
+        reply
+            .body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_string(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Envoy's log so far.
     pub fn envoy_log_text(&self) -> String {
         std::fs::read_to_string(&self.envoy_log).unwrap_or_default()

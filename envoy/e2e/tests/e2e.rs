@@ -138,6 +138,10 @@ const SANDBOX_TESTS: &[(&str, SandboxTest)] = &[
         mutations_run_one_after_another,
     ),
     (
+        "observability::metrics_in_prometheus",
+        metrics_in_prometheus,
+    ),
+    (
         "faults::a_hanging_function_is_cut_off_at_the_deadline",
         a_hanging_function_is_cut_off_at_the_deadline,
     ),
@@ -1136,4 +1140,57 @@ fn arguments_cannot_inject(sandbox: &Sandbox) {
     );
     let stats = sandbox.fast.stats();
     assert_eq!(stats["total"], 0, "the function was called: {stats}");
+}
+
+// ---------------------------------------------------------------------------
+// Observability
+
+/// The filter's metrics in Envoy's Prometheus output count what happened
+/// (as deltas: every listener's plugin adds to the same metrics).
+fn metrics_in_prometheus(sandbox: &Sandbox) {
+    let read = |name: &str| -> f64 {
+        sandbox
+            .prometheus()
+            .get(&format!("graphql_aggregator_{name}{{}}"))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let names = [
+        "requests_ok",
+        "requests_partial",
+        "requests_request_error",
+        "calls_openfaas_ok",
+        "calls_openfaas_http_error",
+        "plan_cache_hits",
+        "plan_cache_misses",
+        "call_latency_ms_count",
+    ];
+    let before: Vec<f64> = names.iter().map(|n| read(n)).collect();
+    for _ in 0..3 {
+        assert_json_answer(&sandbox.graphql(DEMO_LISTENER, SEED_REQUEST), 200);
+    }
+    let partial = request(r#"{ user(id: "999") { name } }"#);
+    assert_json_answer(&sandbox.graphql(DEMO_LISTENER, &partial), 200);
+    assert_json_answer(&sandbox.graphql(DEMO_LISTENER, &request("{ nope }")), 200);
+    let delta: Vec<f64> = names
+        .iter()
+        .zip(&before)
+        .map(|(n, b)| read(n) - b)
+        .collect();
+    let text = format!("{:?}", names.iter().zip(&delta).collect::<Vec<_>>());
+    assert_eq!(delta[0], 3.0, "requests_ok: {text}");
+    assert_eq!(delta[1], 1.0, "requests_partial: {text}");
+    assert_eq!(delta[2], 1.0, "requests_request_error: {text}");
+    assert_eq!(delta[3], 6.0, "calls_openfaas_ok: {text}");
+    assert_eq!(delta[4], 1.0, "calls_openfaas_http_error: {text}");
+    assert_eq!(delta[5] + delta[6], 5.0, "plan cache lookups: {text}");
+    assert!(delta[5] >= 2.0, "the seed query is validated once: {text}");
+    // Histograms reach the admin output at Envoy's next stats flush (5 s).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut latencies = delta[7];
+    while latencies < 7.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        latencies = read("call_latency_ms_count") - before[7];
+    }
+    assert_eq!(latencies, 7.0, "call latencies recorded: {text}");
 }

@@ -39,6 +39,15 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
 
 /// A host call's non-OK status (1 NotFound, 2 BadArgument, 10 InternalFailure...).
@@ -134,6 +143,52 @@ pub fn send_local_response(
     } else {
         Err(result)
     }
+}
+
+/// The host's wall clock in milliseconds since the Unix epoch; 0 when the
+/// host will not say.
+pub fn now_ms() -> u64 {
+    let mut nanos: u64 = 0;
+    // SAFETY: the out-pointer is valid for a write.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    if status == OK {
+        nanos / 1_000_000
+    } else {
+        0
+    }
+}
+
+/// The kinds of metric the host keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter = 0,
+    /// A distribution of recorded values.
+    Histogram = 2,
+}
+
+/// Define a metric; its id, or the host's status.
+pub fn define_metric(kind: MetricKind, name: &str) -> Result<u32, HostStatus> {
+    let mut id = 0;
+    // SAFETY: the name is a live slice; the out-pointer is valid for a write.
+    let status = unsafe { proxy_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
+    if status == OK {
+        Ok(id)
+    } else {
+        Err(status)
+    }
+}
+
+/// Add to a counter (failures are ignored: metrics never break a request).
+pub fn increment_metric(id: u32, by: i64) {
+    // SAFETY: plain values.
+    let _ = unsafe { proxy_increment_metric(id, by) };
+}
+
+/// Record a value into a histogram (failures are ignored).
+pub fn record_metric(id: u32, value: u64) {
+    // SAFETY: plain values.
+    let _ = unsafe { proxy_record_metric(id, value) };
 }
 
 /// Proxy-Wasm header map encoding: count, then (name size, value size)

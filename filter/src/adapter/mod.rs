@@ -1,18 +1,24 @@
 //! The Proxy-Wasm adapter: moves bytes between the host (Envoy, Kong) and
-//! the engine. It holds no GraphQL logic.
+//! the engine, and keeps the per-configuration state the engine leaves to
+//! it (the plan cache, the metrics). It holds no GraphQL logic.
 
 mod host;
+mod metrics;
 
 use crate::config::Gateway;
 use crate::execute::{CallId, Execution};
 use crate::limits::LimitExceeded;
+use crate::plan_cache::PlanCache;
 use crate::request::{HttpRequest, ResponseMedia};
 use crate::response::{self, Reply};
-use crate::upstream::{CallFailure, CallOutcome};
+use crate::upstream::{CallFailure, CallOutcome, REQUEST_ID_HEADER};
 use log::{error, info, warn};
+use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +27,23 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Plugin::default()) });
 }}
 
-/// The root context: holds the checked configuration, shared by every
-/// request created after it was loaded.
+/// What one configuration's requests share: the checked configuration, its
+/// plan cache and the metrics.
+struct Shared {
+    gateway: Option<Arc<Gateway>>,
+    plan_cache: PlanCache,
+    metrics: Rc<RefCell<Metrics>>,
+    /// Numbers the request ids made up for clients that sent none.
+    next_request: u64,
+}
+
+/// The root context: loads the configuration and hands every new request
+/// the state of the configuration it starts under.
 #[derive(Default)]
 struct Plugin {
-    gateway: Option<Arc<Gateway>>,
+    shared: Option<Rc<RefCell<Shared>>>,
+    /// One set of metrics for the plugin's life, across configurations.
+    metrics: Rc<RefCell<Metrics>>,
 }
 
 impl Context for Plugin {}
@@ -36,7 +54,7 @@ impl RootContext for Plugin {
         let loaded = std::str::from_utf8(&text)
             .map_err(|e| format!("configuration is not UTF-8: {e}"))
             .and_then(|text| Gateway::from_json(text).map_err(|e| e.to_string()));
-        match loaded {
+        let gateway = match loaded {
             Ok(gateway) => {
                 for warning in &gateway.warnings {
                     warn!("graphql-aggregator: {warning}");
@@ -46,16 +64,26 @@ impl RootContext for Plugin {
                     gateway.resolvers.len(),
                     gateway.upstreams.len()
                 );
-                self.gateway = Some(Arc::new(gateway));
+                Some(Arc::new(gateway))
             }
             Err(problem) => {
                 error!(
                     "graphql-aggregator: invalid configuration, every request gets a 500 \
                      GraphQL error until it is fixed: {problem}"
                 );
-                self.gateway = None;
+                None
             }
-        }
+        };
+        // Requests in flight keep the state they started with; new ones get
+        // a fresh plan cache (validation depends on the schema).
+        self.metrics.borrow_mut().define_all();
+        let plan_cache_size = gateway.as_ref().map_or(0, |g| g.plan_cache_size);
+        self.shared = Some(Rc::new(RefCell::new(Shared {
+            gateway,
+            plan_cache: PlanCache::new(plan_cache_size),
+            metrics: self.metrics.clone(),
+            next_request: 0,
+        })));
         // Accepting the configuration keeps the route answering with a clear
         // GraphQL error instead of the host's own failure page.
         true
@@ -63,11 +91,13 @@ impl RootContext for Plugin {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Stream {
-            gateway: self.gateway.clone(),
+            shared: self.shared.clone(),
             request: HttpRequest::default(),
+            request_id: String::new(),
             execution: None,
-            tokens: HashMap::new(),
+            calls: HashMap::new(),
             started: false,
+            body_size: 0,
         }))
     }
 
@@ -76,13 +106,24 @@ impl RootContext for Plugin {
     }
 }
 
+/// A call in flight: the engine's id, where it went, when it left.
+struct InFlight {
+    id: CallId,
+    upstream: String,
+    path: String,
+    sent_ms: u64,
+}
+
 /// One client request.
 struct Stream {
-    gateway: Option<Arc<Gateway>>,
+    shared: Option<Rc<RefCell<Shared>>>,
     request: HttpRequest,
+    request_id: String,
     execution: Option<Execution>,
-    tokens: HashMap<u32, CallId>,
+    calls: HashMap<u32, InFlight>,
     started: bool,
+    /// The body buffered so far (for a body that ends with trailers).
+    body_size: usize,
 }
 
 impl Context for Stream {
@@ -93,16 +134,24 @@ impl Context for Stream {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(id) = self.tokens.remove(&token) else {
+        let Some(call) = self.calls.remove(&token) else {
             return;
         };
         let max_body = self
-            .gateway
-            .as_ref()
+            .gateway()
             .map_or(usize::MAX, |g| g.limits.max_response_bytes);
         let outcome = call_outcome(num_headers, body_size, max_body);
+        let now = host::now_ms();
+        let kind = outcome.kind();
+        if kind != "ok" {
+            warn!(
+                "graphql-aggregator: request {}: call to {} {} ended: {kind}",
+                self.request_id, call.upstream, call.path
+            );
+        }
+        self.with_metrics(|m| m.call(&call.upstream, kind, now.saturating_sub(call.sent_ms)));
         if let Some(execution) = self.execution.as_mut() {
-            execution.on_call_outcome(id, outcome, now_ms());
+            execution.on_call_outcome(call.id, outcome, now);
         }
         self.drive();
     }
@@ -124,6 +173,16 @@ impl HttpContext for Stream {
                     .push((name.to_ascii_lowercase(), value)),
             }
         }
+        self.request_id = match self.request.header(REQUEST_ID_HEADER) {
+            Some(id) => id.to_string(),
+            None => {
+                let id = self.new_request_id();
+                self.request
+                    .headers
+                    .push((REQUEST_ID_HEADER.to_string(), id.clone()));
+                id
+            }
+        };
         let method = self.request.method.as_str();
         // Kong never calls on_http_request_body for an empty body, and its
         // end_of_stream is always false here: decide by method and length.
@@ -144,8 +203,7 @@ impl HttpContext for Stream {
         }
         // Refuse an oversized body as soon as it is known, not at its end.
         let max_body = self
-            .gateway
-            .as_ref()
+            .gateway()
             .map_or(usize::MAX, |g| g.limits.max_body_bytes);
         if body_size > max_body {
             self.started = true;
@@ -161,21 +219,77 @@ impl HttpContext for Stream {
         if end_of_stream {
             let body = host::buffer(BufferType::HttpRequestBody, 0, body_size).unwrap_or_default();
             self.start(body);
+        } else {
+            self.body_size = body_size;
         }
         // Never let the body through: the reply is always local.
+        Action::Pause
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // A body followed by trailers ends here, not with end_of_stream.
+        if !self.started {
+            let body =
+                host::buffer(BufferType::HttpRequestBody, 0, self.body_size).unwrap_or_default();
+            self.start(body);
+        }
         Action::Pause
     }
 }
 
 impl Stream {
+    fn gateway(&self) -> Option<Arc<Gateway>> {
+        self.shared.as_ref()?.borrow().gateway.clone()
+    }
+
+    fn with_metrics(&self, f: impl FnOnce(&mut Metrics)) {
+        if let Some(shared) = &self.shared {
+            let metrics = shared.borrow().metrics.clone();
+            f(&mut metrics.borrow_mut());
+        }
+    }
+
+    /// A request id for a client that sent none: `ga-<ms>-<n>`.
+    fn new_request_id(&self) -> String {
+        let n = match &self.shared {
+            Some(shared) => {
+                let mut shared = shared.borrow_mut();
+                shared.next_request = shared.next_request.wrapping_add(1);
+                shared.next_request
+            }
+            None => 0,
+        };
+        format!("ga-{:x}-{n:x}", host::now_ms())
+    }
+
     fn start(&mut self, body: Vec<u8>) {
         self.started = true;
-        let Some(gateway) = self.gateway.clone() else {
+        let Some(shared) = self.shared.clone() else {
+            self.send(response::misconfigured());
+            return;
+        };
+        let Some(gateway) = self.gateway() else {
             self.send(response::misconfigured());
             return;
         };
         self.request.body = body;
-        self.execution = Some(Execution::start(gateway, &self.request, now_ms()));
+        let execution = {
+            let mut shared = shared.borrow_mut();
+            let (hits, misses) = (shared.plan_cache.hits, shared.plan_cache.misses);
+            let execution = Execution::start_cached(
+                gateway,
+                &self.request,
+                host::now_ms(),
+                Some(&mut shared.plan_cache),
+            );
+            let (new_hits, new_misses) = (
+                shared.plan_cache.hits.saturating_sub(hits),
+                shared.plan_cache.misses.saturating_sub(misses),
+            );
+            shared.metrics.borrow_mut().plan_cache(new_hits, new_misses);
+            execution
+        };
+        self.execution = Some(execution);
         self.drive();
     }
 
@@ -185,7 +299,8 @@ impl Stream {
             return;
         };
         loop {
-            let calls = execution.take_calls(now_ms());
+            let now = host::now_ms();
+            let calls = execution.take_calls(now);
             if calls.is_empty() {
                 break;
             }
@@ -200,18 +315,30 @@ impl Stream {
                 );
                 match dispatched {
                     Ok(token) => {
-                        self.tokens.insert(token, call.id);
+                        self.calls.insert(
+                            token,
+                            InFlight {
+                                id: call.id,
+                                upstream: request.upstream.clone(),
+                                path: request.path.clone(),
+                                sent_ms: now,
+                            },
+                        );
                     }
                     Err(status) => {
                         let reason = format!(
                             "the gateway refused to call {} ({status:?})",
                             request.target
                         );
-                        warn!("graphql-aggregator: {reason}");
+                        warn!("graphql-aggregator: request {}: {reason}", self.request_id);
+                        if let Some(shared) = &self.shared {
+                            let metrics = shared.borrow().metrics.clone();
+                            metrics.borrow_mut().call(&request.upstream, "rejected", 0);
+                        }
                         execution.on_call_outcome(
                             call.id,
                             CallOutcome::Failed(CallFailure::Rejected(reason)),
-                            now_ms(),
+                            now,
                         );
                     }
                 }
@@ -219,24 +346,20 @@ impl Stream {
         }
         if let Some(reply) = execution.reply() {
             self.execution = None;
-            self.tokens.clear();
+            self.calls.clear();
             self.send(reply);
         }
     }
 
     fn send(&mut self, reply: Reply) {
+        self.with_metrics(|m| m.request(reply.outcome));
         if let Err(status) = host::send_local_response(reply.status, &reply.headers, &reply.body) {
-            error!("graphql-aggregator: the host refused the local reply (status {status})");
+            error!(
+                "graphql-aggregator: request {}: the host refused the local reply (status {status})",
+                self.request_id
+            );
         }
     }
-}
-
-/// The host's clock in milliseconds (only differences matter).
-fn now_ms() -> u64 {
-    proxy_wasm::hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Read a call's outcome. A call with no headers failed: Envoy gives no

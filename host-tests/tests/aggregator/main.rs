@@ -43,4 +43,5 @@ mod configuration;
 mod failures;
 mod faults;
 mod load;
+mod observability;
 mod orders;
