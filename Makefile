@@ -21,7 +21,7 @@ WASM := dist/graphql-aggregator.wasm
 export ENVOY
 export GRAPHQL_AGGREGATOR_WASM := $(CURDIR)/$(WASM)
 
-.PHONY: all setup debian-tools rust-target envoy wasm functions lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz oci-push oci-pull oci-test
+.PHONY: all setup debian-tools rust-target envoy wasm functions lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz oci-push oci-pull oci-test bench
 
 all: wasm
 
@@ -51,8 +51,9 @@ $(TEST_JS_DEPS): $(TEST_JS)/package-lock.json
 	@touch $@
 
 # Debian tools: wasm-opt (binaryen), wasm-validate (wabt), docker-registry
-# (the OCI test's local registry). Installed with apt-get when missing.
-DEBIAN_TOOLS := wasm-opt:binaryen wasm-validate:wabt docker-registry:docker-registry
+# (the OCI test's local registry), wrk (make bench). Installed with apt-get
+# when missing.
+DEBIAN_TOOLS := wasm-opt:binaryen wasm-validate:wabt docker-registry:docker-registry wrk:wrk
 
 debian-tools:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
@@ -139,6 +140,20 @@ oci-pull:
 ## oci-test: both OCI forms through a local registry (Debian's docker-registry)
 oci-test: wasm debian-tools
 	$(CARGO) test --locked -p graphql-aggregator-oci
+
+## bench: engine benchmarks (criterion), then the filter against the limit
+## and the Node peer through real Envoy; writes bench/results.md and .svg
+PEER_DEPS := bench/peer/node_modules/.installed
+
+$(PEER_DEPS): bench/peer/package-lock.json
+	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the benchmark's peer (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix bench/peer --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench: setup wasm $(PEER_DEPS)
+	$(CARGO) bench --locked -p graphql-aggregator --bench engine -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) build --locked --release -p mock-functions
+	MOCK_FUNCTIONS=$(CURDIR)/target/release/mock-functions $(CARGO) run --locked -q -p envoy-e2e --bin bench
 
 ## fuzz-smoke / fuzz: the engine's cargo-fuzz targets (request bodies,
 ## function answers, configurations), FUZZ_SECONDS each (60 in `make test`).

@@ -30,12 +30,15 @@ pub const CORPUS_LISTENERS: [(&str, Variant); 2] = [
 pub const DEADLINE_LISTENER: &str = "graphql-deadline";
 /// The deadline of `DEADLINE_LISTENER`, in milliseconds.
 pub const DEADLINE_MS: u64 = 500;
+/// A listener without the filter proxying everything to the functions: the
+/// benchmark's limit (the same Envoy proxying one call).
+pub const DIRECT_LISTENER: &str = "direct";
 /// The cluster of the delayed mock functions.
 pub const SLOW_CLUSTER: &str = "functions-slow";
 /// The upstream that listener (d)'s schema names but does not declare.
 pub const UNKNOWN_UPSTREAM: &str = "nowhere";
 /// Every listener of the sandbox.
-pub const LISTENERS: [&str; 7] = [
+pub const LISTENERS: [&str; 8] = [
     DEMO_LISTENER,
     NOBATCH_LISTENER,
     SLOW_LISTENER,
@@ -43,6 +46,7 @@ pub const LISTENERS: [&str; 7] = [
     CORPUS_LISTENERS[0].0,
     CORPUS_LISTENERS[1].0,
     DEADLINE_LISTENER,
+    DIRECT_LISTENER,
 ];
 
 /// The corpus listener of a variant.
@@ -277,6 +281,22 @@ pub fn sandbox_config(
         Ok(())
     })?;
     array_mut(&mut config, "/static_resources/listeners")?.push(deadline);
+    let mut direct = derived_listener(&demo_listener, DIRECT_LISTENER, |_| Ok(()))?;
+    set(
+        hcm_mut(&mut direct)?,
+        "/route_config/virtual_hosts/0/routes",
+        json!([{
+            "match": {"prefix": "/"},
+            "route": {"cluster": DEMO_CLUSTER},
+            "typed_per_filter_config": {
+                "envoy.filters.http.wasm": {
+                    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                    "disabled": true
+                }
+            }
+        }]),
+    )?;
+    array_mut(&mut config, "/static_resources/listeners")?.push(direct);
 
     let fast = cluster_mut(&mut config, DEMO_CLUSTER)?;
     let endpoint = "/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address";

@@ -133,9 +133,32 @@ pub struct Sandbox {
     pub paths: Paths,
 }
 
+/// How the sandbox's mocks are delayed.
+#[derive(Debug, Clone, Copy)]
+pub struct Delays {
+    /// Every function of the slow mocks, in milliseconds.
+    pub slow_ms: u64,
+    /// `echo` on the slow mocks.
+    pub slow_echo_ms: u64,
+}
+
+impl Default for Delays {
+    fn default() -> Self {
+        Delays {
+            slow_ms: SLOW_DELAY_MS,
+            slow_echo_ms: SLOW_ECHO_DELAY_MS,
+        }
+    }
+}
+
 impl Sandbox {
     /// Starts the mocks and Envoy and waits until every listener is up.
     pub fn start(paths: Paths) -> Result<Sandbox, String> {
+        Sandbox::start_with(paths, Delays::default())
+    }
+
+    /// [`Sandbox::start`] with other delays for the slow mocks.
+    pub fn start_with(paths: Paths, delays: Delays) -> Result<Sandbox, String> {
         paths.check()?;
         if let Some(warning) = paths.staleness_warning() {
             eprintln!("envoy-e2e: {warning}");
@@ -153,8 +176,8 @@ impl Sandbox {
             &paths,
             "slow",
             &[
-                format!("--delay-ms={SLOW_DELAY_MS}"),
-                format!("--delay=echo={SLOW_ECHO_DELAY_MS}"),
+                format!("--delay-ms={}", delays.slow_ms),
+                format!("--delay=echo={}", delays.slow_echo_ms),
             ],
         )?;
 
