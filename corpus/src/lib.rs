@@ -68,7 +68,20 @@ pub fn filter_config(variant: Variant, target: &str) -> Value {
         "schema": SCHEMA,
         "introspection": variant == Variant::Public,
         "upstreams": {
-            UPSTREAM: {"target": target, "authority": "functions", "path_prefix": "/function", "timeout_ms": 5000}
+            UPSTREAM: {"target": target, "authority": "functions", "path_prefix": "/function", "timeout_ms": 5000},
+            // A platform team's functions: answers in a {code, msg, data}
+            // envelope, an internal token, the client's login as x-user-token.
+            "platform": {
+                "target": target, "authority": "functions", "path_prefix": "/function",
+                "envelope": {"code": "code", "success": [0], "message": "msg", "data": "data"},
+                "headers": {"x-internal-token": "s3cret"},
+                "rename_headers": {"authorization": "x-user-token"}
+            },
+            "internal": {
+                "target": target, "authority": "functions", "path_prefix": "/function",
+                "headers": {"x-internal-token": "s3cret"},
+                "rename_headers": {"authorization": "x-user-token"}
+            }
         }
     })
 }

@@ -2,8 +2,13 @@
 //! filter `config` delivers it, checked once and shared by every request.
 
 use crate::limits::Limits;
+use crate::schema::key_path;
 use crate::schema::{self, Discriminator, Resolvers};
-use crate::upstream::{is_hop_by_hop, Upstream, DEADLINE_HEADER, DEFAULT_TIMEOUT};
+use crate::upstream::{
+    is_hop_by_hop, is_safe_header_value, Envelope, Upstream, DEADLINE_HEADER, DEFAULT_TIMEOUT,
+    RESERVED,
+};
+use apollo_compiler::response::JsonValue;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Schema};
 use serde::Deserialize;
@@ -55,6 +60,20 @@ struct RawUpstream {
     timeout_ms: Option<u64>,
     #[serde(default)]
     forward_headers: Vec<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    rename_headers: BTreeMap<String, String>,
+    envelope: Option<RawEnvelope>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvelope {
+    code: String,
+    success: Vec<serde_json::Value>,
+    message: Option<String>,
+    data: Option<String>,
 }
 
 /// A configuration that cannot be used. Each message names the setting or
@@ -118,6 +137,8 @@ pub struct Gateway {
     pub resolvers: Resolvers,
     /// How interfaces and unions find their concrete type (`@discriminator`).
     pub discriminators: HashMap<Name, Discriminator>,
+    /// Fields read from another key of their parent (`@from`).
+    pub renames: HashMap<(Name, Name), Vec<String>>,
     /// The functions that may be called, by name.
     pub upstreams: BTreeMap<String, Upstream>,
     /// Whether `__schema` and `__type` are answered.
@@ -168,6 +189,7 @@ impl Gateway {
             schema: loaded.api,
             resolvers: loaded.resolvers,
             discriminators: loaded.discriminators,
+            renames: loaded.renames,
             upstreams,
             introspection: raw.introspection,
             limits: raw.limits,
@@ -240,6 +262,58 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         }
         forward_headers.push(lower);
     }
+    let header_name = |h: &str| -> Result<String, ConfigError> {
+        let lower = h.to_ascii_lowercase();
+        let plain = !lower.is_empty()
+            && lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !plain {
+            return Err(problem(&format!("{h:?} is not a header name")));
+        }
+        if is_hop_by_hop(&lower) || RESERVED.contains(&lower.as_str()) {
+            return Err(problem(&format!(
+                "header {h:?} is set by the gateway and cannot be configured"
+            )));
+        }
+        Ok(lower)
+    };
+    let mut headers = Vec::new();
+    for (h, value) in raw.headers {
+        if !is_safe_header_value(&value) {
+            return Err(problem(&format!(
+                "`headers.{h}` contains a line break or NUL, which could inject headers"
+            )));
+        }
+        headers.push((header_name(&h)?, value));
+    }
+    let mut rename_headers = Vec::new();
+    for (from, to) in raw.rename_headers {
+        rename_headers.push((from.to_ascii_lowercase(), header_name(&to)?));
+    }
+    let envelope = match raw.envelope {
+        None => None,
+        Some(e) => {
+            let path = |what: &str, text: &str| {
+                key_path(text).map_err(|p| problem(&format!("`envelope.{what}`: {p}")))
+            };
+            if e.success.is_empty() {
+                return Err(problem(
+                    "`envelope.success` must list the code values that mean success, e.g. [0]",
+                ));
+            }
+            Some(Envelope {
+                code: path("code", &e.code)?,
+                success: e.success.into_iter().map(JsonValue::from).collect(),
+                message: e
+                    .message
+                    .as_deref()
+                    .map(|m| path("message", m))
+                    .transpose()?,
+                data: e.data.as_deref().map(|d| path("data", d)).transpose()?,
+            })
+        }
+    };
     Ok(Upstream {
         name,
         target: raw.target,
@@ -247,6 +321,9 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         path_prefix: prefix,
         timeout,
         forward_headers,
+        headers,
+        rename_headers,
+        envelope,
     })
 }
 

@@ -18,16 +18,17 @@
 //! others are de-duplicated and dispatched together.
 
 use crate::abstract_type::{concrete_type, lookup};
+use crate::cache_control::CachePolicy;
 use crate::config::Gateway;
 use crate::limits;
 use crate::plan::{argument_values, collect_fields, sub_selections};
 use crate::plan_cache::PlanCache;
 use crate::request::{self, HttpRequest, ResponseMedia};
-use crate::response::{self, FieldFailure, Reply};
+use crate::response::{self, FieldFailure, Outcome, Reply};
 use crate::schema::ResolverId;
 use crate::template::{append_query, encode_component, Values};
 use crate::upstream::{
-    gateway_failure, is_safe_header_value, CallFailure, CallOutcome, UpstreamRequest,
+    gateway_failure, is_safe_header_value, CallFailure, CallOutcome, Envelope, UpstreamRequest,
     REQUEST_ID_HEADER,
 };
 use apollo_compiler::executable::{Field, OperationType, Selection};
@@ -133,6 +134,10 @@ struct Run {
     client_headers: Vec<(String, String)>,
     /// When the request's time is up, on the host's clock in milliseconds.
     deadline_at: u64,
+    /// What the answers allow for the reply's `cache-control`.
+    cache: CachePolicy,
+    /// Whether the operation is a mutation (never cached).
+    mutation: bool,
 }
 
 /// The execution of one GraphQL request.
@@ -174,7 +179,12 @@ impl Execution {
                 execution.plan_root();
                 execution.settle();
             }
-            Err(reply) => execution.reply = Some(reply),
+            Err(mut reply) => {
+                reply
+                    .headers
+                    .push(("cache-control".into(), "no-store".into()));
+                execution.reply = Some(reply);
+            }
         }
         execution
     }
@@ -241,6 +251,7 @@ impl Execution {
                     response::graphql_error(400, e.message().to_string(), "BAD_USER_INPUT", media)
                 })?;
         let root_type = operation.object_type().clone();
+        let mutation = operation.operation_type == OperationType::Mutation;
         let roots = limits::root_fields(schema, &document, &variables, operation);
         if !self.gateway.introspection {
             let introspects = roots
@@ -284,6 +295,8 @@ impl Execution {
             serial_roots: VecDeque::new(),
             client_headers: http.headers.clone(),
             deadline_at: now_ms.saturating_add(deadline_ms),
+            cache: CachePolicy::default(),
+            mutation,
         })
     }
 
@@ -407,6 +420,27 @@ impl Execution {
     /// plan the calls its children need. Unknown or already answered ids are
     /// ignored. Past the deadline, every other open call is abandoned.
     pub fn on_call_outcome(&mut self, id: CallId, outcome: CallOutcome, now_ms: u64) {
+        self.on_call_answer(id, outcome, None, now_ms);
+    }
+
+    /// [`Execution::on_call_outcome`], with the answer's `cache-control`
+    /// header (`None`: absent), which the reply's own `cache-control`
+    /// takes into account.
+    pub fn on_call_answer(
+        &mut self,
+        id: CallId,
+        outcome: CallOutcome,
+        cache_control: Option<&str>,
+        now_ms: u64,
+    ) {
+        let open = self
+            .run
+            .as_ref()
+            .and_then(|r| r.calls.get(id))
+            .is_some_and(|c| matches!(c.state, CallState::InFlight(_)));
+        if let (true, Some(run)) = (open, self.run.as_mut()) {
+            run.cache.add(cache_control);
+        }
         self.merge_outcome(id, outcome);
         self.expire_if_late(now_ms);
     }
@@ -421,7 +455,17 @@ impl Execution {
             return;
         };
         let waiters = std::mem::take(waiters);
-        let result: CallResult = Rc::new(interpret(&call.request, outcome, max_response_bytes));
+        let envelope = self
+            .gateway
+            .upstreams
+            .get(&call.request.upstream)
+            .and_then(|u| u.envelope.as_ref());
+        let result: CallResult = Rc::new(interpret(
+            &call.request,
+            outcome,
+            max_response_bytes,
+            envelope,
+        ));
         call.state = CallState::Done(result.clone());
         run.in_flight = run.in_flight.saturating_sub(1);
         for waiter in waiters {
@@ -471,7 +515,7 @@ impl Execution {
 
     fn finish(&mut self) {
         if let Some(run) = self.run.take() {
-            self.reply = Some(response::execution_reply(
+            let mut reply = response::execution_reply(
                 &self.gateway,
                 &run.document,
                 run.operation_name.as_deref(),
@@ -479,7 +523,13 @@ impl Execution {
                 &run.objects,
                 &run.failures,
                 self.media,
-            ));
+            );
+            // Only a query answered without errors may be cached.
+            let cacheable = reply.outcome == Outcome::Ok && !run.mutation;
+            if let Some(value) = run.cache.header(cacheable) {
+                reply.headers.push(("cache-control".into(), value));
+            }
+            self.reply = Some(reply);
         }
     }
 
@@ -542,10 +592,7 @@ impl Execution {
                 };
                 self.plan_call(waiter, &args, &source);
             } else if !is_leaf(&gateway, definition.ty.inner_named_type()) {
-                let value = source
-                    .get(first.name.as_str())
-                    .cloned()
-                    .unwrap_or(JsonValue::Null);
+                let value = read_parent(&gateway, &type_name, &first.name, &source);
                 let fetched = self.complete(&definition.ty, &value, &fields);
                 self.set_field(object, key, fetched);
             }
@@ -748,6 +795,35 @@ impl Execution {
             Ok(value) => value,
         };
         let first_new = self.run.as_ref().map_or(0, |r| r.failures.len());
+        // The field's `select` path into the (unwrapped) answer.
+        let select = self
+            .gateway
+            .resolvers
+            .get(waiter.resolver)
+            .map(|r| r.select.clone())
+            .unwrap_or_default();
+        let selected_value;
+        let value = if select.is_empty() || value.is_null() {
+            value
+        } else {
+            match value.as_object().and_then(|o| lookup(o, &select)) {
+                Some(inner) => {
+                    selected_value = inner.clone();
+                    &selected_value
+                }
+                None => {
+                    let failure = FieldFailure::new(
+                        format!("the function's answer has no `{}`", select.join(".")),
+                        "UPSTREAM_BAD_RESPONSE",
+                    );
+                    let failure = match self.gateway.resolvers.get(waiter.resolver) {
+                        Some(r) => failure.with_upstream(&r.upstream),
+                        None => failure,
+                    };
+                    return self.fail_field(waiter.object, waiter.key, failure);
+                }
+            }
+        };
         let selected = match &waiter.batch_key {
             None => Ok(None),
             Some(key) => self.select_batch_item(&waiter, key, value).map(Some),
@@ -888,6 +964,21 @@ fn is_leaf(gateway: &Gateway, name: &Name) -> bool {
     gateway.schema.types.get(name).is_none_or(|t| t.is_leaf())
 }
 
+/// A field read from its parent's JSON: under its own name, or where its
+/// `@from` path says.
+pub fn read_parent(
+    gateway: &Gateway,
+    type_name: &Name,
+    field: &Name,
+    source: &JsonMap,
+) -> JsonValue {
+    let found = match gateway.renames.get(&(type_name.clone(), field.clone())) {
+        Some(path) => lookup(source, path),
+        None => source.get(field.as_str()),
+    };
+    found.cloned().unwrap_or(JsonValue::Null)
+}
+
 /// A key value as text, for batching and matching (`1` and `"1"` match).
 fn key_text(value: &JsonValue) -> Option<String> {
     match value {
@@ -900,19 +991,78 @@ fn key_text(value: &JsonValue) -> Option<String> {
 
 /// The client headers an upstream forwards (its allowlist), values with a
 /// line break dropped.
-/// The client's request id travels to every call, whatever the allowlist.
+/// The headers a call to `upstream` carries besides its templated ones: the
+/// client's request id (always), the client headers the upstream forwards
+/// (as they are, or under a new name), and the upstream's constant headers.
+/// Client values with a line break are dropped.
 fn forwarded_headers(
     upstream: &crate::upstream::Upstream,
     client: &[(String, String)],
 ) -> Vec<(String, String)> {
-    client
-        .iter()
-        .filter(|(name, value)| {
-            (name == REQUEST_ID_HEADER || upstream.forward_headers.iter().any(|f| f == name))
-                && is_safe_header_value(value)
-        })
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
+        if name == REQUEST_ID_HEADER || upstream.forward_headers.iter().any(|f| f == name) {
+            headers.push((name.clone(), value.clone()));
+        }
+        for (from, to) in &upstream.rename_headers {
+            if from == name {
+                headers.push((to.clone(), value.clone()));
+            }
+        }
+    }
+    headers.extend(upstream.headers.iter().cloned());
+    headers
+}
+
+/// A function's answer unwrapped from its upstream's envelope: the data on
+/// a success code, `UPSTREAM_ERROR` with the function's code and message
+/// otherwise.
+fn unwrap_envelope(
+    upstream: &str,
+    envelope: &Envelope,
+    answer: JsonValue,
+) -> Result<JsonValue, FieldFailure> {
+    let JsonValue::Object(object) = &answer else {
+        return Err(FieldFailure::new(
+            format!("function {upstream} answered without its envelope (not an object)"),
+            "UPSTREAM_BAD_RESPONSE",
+        )
+        .with_upstream(upstream));
+    };
+    let Some(code) = lookup(object, &envelope.code) else {
+        return Err(FieldFailure::new(
+            format!(
+                "function {upstream} answered without its envelope's `{}`",
+                envelope.code.join(".")
+            ),
+            "UPSTREAM_BAD_RESPONSE",
+        )
+        .with_upstream(upstream));
+    };
+    if envelope.success.contains(code) {
+        return Ok(match &envelope.data {
+            Some(path) => lookup(object, path).cloned().unwrap_or(JsonValue::Null),
+            None => answer.clone(),
+        });
+    }
+    let message = envelope
+        .message
+        .as_ref()
+        .and_then(|path| lookup(object, path))
         .cloned()
-        .collect()
+        .unwrap_or(JsonValue::Null);
+    let text = match &message {
+        JsonValue::String(m) => m.as_str().to_string(),
+        JsonValue::Null => "no message".to_string(),
+        other => other.to_string(),
+    };
+    Err(FieldFailure::new(
+        format!("function {upstream} answered with error code {code}: {text}"),
+        "UPSTREAM_ERROR",
+    )
+    .with_upstream(upstream)
+    .with("functionCode", code.clone())
+    .with("functionMessage", message))
 }
 
 /// A call's outcome as a JSON value or a field failure.
@@ -920,6 +1070,7 @@ fn interpret(
     request: &UpstreamRequest,
     outcome: CallOutcome,
     max_response_bytes: usize,
+    envelope: Option<&Envelope>,
 ) -> Result<JsonValue, FieldFailure> {
     let upstream = request.upstream.as_str();
     let outcome = match outcome {
@@ -934,13 +1085,17 @@ fn interpret(
     };
     match outcome {
         CallOutcome::Response { status, body } if (200..300).contains(&status) => {
-            serde_json::from_slice(&body).map_err(|e| {
+            let answer: JsonValue = serde_json::from_slice(&body).map_err(|e| {
                 FieldFailure::new(
                     format!("function {upstream} answered with a body that is not JSON ({e})"),
                     "UPSTREAM_BAD_RESPONSE",
                 )
                 .with_upstream(upstream)
-            })
+            })?;
+            match envelope {
+                Some(envelope) => unwrap_envelope(upstream, envelope, answer),
+                None => Ok(answer),
+            }
         }
         CallOutcome::Response { status, .. } => Err(FieldFailure::new(
             format!("function {upstream} answered HTTP {status}"),

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod abstract_type;
+pub mod cache_control;
 pub mod config;
 pub mod execute;
 pub mod limits;

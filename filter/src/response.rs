@@ -7,7 +7,7 @@
 //! reference implementation's, not ours.
 
 use crate::config::Gateway;
-use crate::execute::{Fetched, ObjectEntry, ObjectId};
+use crate::execute::{read_parent, Fetched, ObjectEntry, ObjectId};
 use crate::limits::LimitExceeded;
 use crate::request::{RequestError, ResponseMedia};
 use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
@@ -130,7 +130,11 @@ pub fn execution_reply(
             e.coerced_variable_values(variables)
                 .enable_schema_introspection(gateway.introspection)
         });
-    let root = FetchedObject { objects, id: 0 };
+    let root = FetchedObject {
+        gateway,
+        objects,
+        id: 0,
+    };
     let result = match execution {
         Ok(execution) => execution.execute_sync(&root),
         Err(e) => Err(e),
@@ -194,6 +198,7 @@ fn to_json(value: &impl serde::Serialize) -> JsonValue {
 
 /// One object of the fetched tree, as apollo-compiler's executor sees it.
 struct FetchedObject<'a> {
+    gateway: &'a Gateway,
     objects: &'a [ObjectEntry],
     id: ObjectId,
 }
@@ -222,13 +227,10 @@ impl ObjectValue for FetchedObject<'_> {
             .map_or(info.field_name(), |f| f.response_key().as_str());
         let ty = &info.field_definition().ty;
         match entry.fields.get(key) {
-            Some(fetched) => resolved(self.objects, fetched, ty),
+            Some(fetched) => resolved(self.gateway, self.objects, fetched, ty),
             None => {
-                let value = entry
-                    .source
-                    .get(info.field_name())
-                    .cloned()
-                    .unwrap_or(JsonValue::Null);
+                let field = &info.field_definition().name;
+                let value = read_parent(self.gateway, &entry.type_name, field, &entry.source);
                 Ok(leaf(ty, value))
             }
         }
@@ -258,6 +260,7 @@ impl ObjectValue for FailedItem {
 }
 
 fn resolved<'a>(
+    gateway: &'a Gateway,
     objects: &'a [ObjectEntry],
     fetched: &'a Fetched,
     ty: &Type,
@@ -267,7 +270,11 @@ fn resolved<'a>(
             message: "internal error: the field was never resolved".into(),
         }),
         Fetched::Leaf(value) => Ok(leaf(ty, value.clone())),
-        Fetched::Object(id) => Ok(ResolvedValue::object(FetchedObject { objects, id: *id })),
+        Fetched::Object(id) => Ok(ResolvedValue::object(FetchedObject {
+            gateway,
+            objects,
+            id: *id,
+        })),
         Fetched::List(items) => {
             let inner = ty.item_type().clone();
             Ok(ResolvedValue::List(Box::new(items.iter().map(
@@ -275,7 +282,7 @@ fn resolved<'a>(
                     Fetched::Error(index) => Ok(ResolvedValue::object(FailedItem {
                         marker: format!("{MARKER}{index}"),
                     })),
-                    item => resolved(objects, item, &inner),
+                    item => resolved(gateway, objects, item, &inner),
                 },
             ))))
         }

@@ -28,6 +28,14 @@ directive @http(
   batch: HttpBatch
   "Headers to send, with templated values, e.g. `[{name: \"x-user\", value: \"{args.user}\"}]`."
   headers: [HttpHeader!]
+  "Where the field's value is in the answer (a dotted key path, e.g. `result.items`), after the upstream's envelope is unwrapped."
+  select: String
+) on FIELD_DEFINITION
+
+"Read this field from another key of the parent object: `user_name`, or a nested `address.city`."
+directive @from(
+  "The key path in the parent's JSON."
+  path: String!
 ) on FIELD_DEFINITION
 
 "A header a function call carries."
@@ -66,6 +74,7 @@ const DIRECTIVE: &str = "http";
 const BATCH_INPUT: &str = "HttpBatch";
 const HEADER_INPUT: &str = "HttpHeader";
 const DISCRIMINATOR: &str = "discriminator";
+const FROM: &str = "from";
 const DISCRIMINATOR_TYPES: &str = "DiscriminatorTypes";
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -89,6 +98,8 @@ pub struct Resolver {
     pub batch: Option<Batch>,
     /// Headers with templated values.
     pub headers: Vec<HeaderTemplate>,
+    /// Where the value is in the (unwrapped) answer; empty: the whole answer.
+    pub select: Vec<String>,
 }
 
 /// The batch form of a resolver: one call for many parents.
@@ -167,6 +178,8 @@ pub struct LoadedSchema {
     pub resolvers: Resolvers,
     /// `@discriminator`s of interfaces and unions, by type name.
     pub discriminators: HashMap<Name, Discriminator>,
+    /// Fields read from another key of their parent (`@from`), by type and field.
+    pub renames: HashMap<(Name, Name), Vec<String>>,
     /// Problems that do not stop the configuration from loading.
     pub warnings: Vec<String>,
 }
@@ -192,6 +205,7 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
         return Err(ConfigError::Schema("the schema has no Query type".into()));
     }
     let mut discriminators = HashMap::new();
+    let mut renames = HashMap::new();
     for (type_name, ty) in &full.types {
         if let Some(directive) = ty.directives().get(DISCRIMINATOR) {
             let found = discriminator(&full, type_name, directive).map_err(|problem| {
@@ -211,6 +225,30 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
         for (field_name, field) in fields {
             let coordinate = format!("{type_name}.{field_name}");
             let at = location(&full, field);
+            if let Some(from) = field.directives.get(FROM) {
+                if field.directives.has(DIRECTIVE) {
+                    return Err(ConfigError::Field {
+                        coordinate,
+                        at,
+                        problem: "@from and @http exclude each other: a field is read from its parent or fetched".into(),
+                    });
+                }
+                if is_root {
+                    return Err(ConfigError::Field {
+                        coordinate,
+                        at,
+                        problem: "@from on a root field: root fields have no parent object".into(),
+                    });
+                }
+                let path = string_arg(from, "path").unwrap_or_default();
+                let path = key_path(&path).map_err(|problem| ConfigError::Field {
+                    coordinate: coordinate.clone(),
+                    at: at.clone(),
+                    problem: format!("@from: {problem}"),
+                })?;
+                renames.insert((type_name.clone(), field_name.clone()), path);
+                continue;
+            }
             match field.directives.get(DIRECTIVE) {
                 Some(directive) => {
                     if ty.is_interface() {
@@ -254,6 +292,7 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
         api,
         resolvers,
         discriminators,
+        renames,
         warnings,
     })
 }
@@ -388,7 +427,22 @@ fn resolver(
         body,
         batch,
         headers,
+        select: match string_arg(directive, "select") {
+            Some(path) => key_path(&path).map_err(|e| format!("select: {e}"))?,
+            None => Vec::new(),
+        },
     })
+}
+
+/// A dotted key path such as `data.user`; empty segments are refused.
+pub fn key_path(text: &str) -> Result<Vec<String>, String> {
+    let parts: Vec<String> = text.split('.').map(str::to_string).collect();
+    if text.is_empty() || parts.iter().any(String::is_empty) {
+        return Err(format!(
+            "{text:?} is not a key path such as `data` or `data.user`"
+        ));
+    }
+    Ok(parts)
 }
 
 fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
@@ -472,6 +526,7 @@ fn discriminator(
 fn api_schema(mut schema: Schema) -> Result<Valid<Schema>, ConfigError> {
     schema.directive_definitions.shift_remove(DIRECTIVE);
     schema.directive_definitions.shift_remove(DISCRIMINATOR);
+    schema.directive_definitions.shift_remove(FROM);
     schema.types.shift_remove(BATCH_INPUT);
     schema.types.shift_remove(HEADER_INPUT);
     schema.types.shift_remove(DISCRIMINATOR_TYPES);
@@ -491,12 +546,12 @@ fn api_schema(mut schema: Schema) -> Result<Valid<Schema>, ConfigError> {
             _ => continue,
         };
         for field in fields.values_mut() {
-            if field.directives.has(DIRECTIVE) {
+            if field.directives.has(DIRECTIVE) || field.directives.has(FROM) {
                 field
                     .make_mut()
                     .directives
                     .0
-                    .retain(|d| d.name != DIRECTIVE);
+                    .retain(|d| d.name != DIRECTIVE && d.name != FROM);
             }
         }
     }

@@ -10,7 +10,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// Only upstreams listed in the configuration can ever be called: a schema
 /// directive names an upstream, never an address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     /// The name the schema's `@http(upstream: ...)` refers to.
     pub name: String,
@@ -26,6 +26,27 @@ pub struct Upstream {
     pub timeout: Duration,
     /// Client request headers copied onto every call (lower case).
     pub forward_headers: Vec<String>,
+    /// Constant headers sent with every call (e.g. an internal token).
+    pub headers: Vec<(String, String)>,
+    /// Client request headers sent under another name: (client, function).
+    pub rename_headers: Vec<(String, String)>,
+    /// How the functions wrap their answers, if they do.
+    pub envelope: Option<Envelope>,
+}
+
+/// A platform's answer envelope, e.g. `{"code": 0, "msg": "ok", "data": {...}}`:
+/// where the code is and which values mean success, where the message and
+/// the data are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Key path of the code.
+    pub code: Vec<String>,
+    /// Code values that mean success (compared as JSON, `0` and `"0"` differ).
+    pub success: Vec<apollo_compiler::response::JsonValue>,
+    /// Key path of the message, if any.
+    pub message: Option<Vec<String>>,
+    /// Key path of the data; `None`: the whole answer is the data.
+    pub data: Option<Vec<String>>,
 }
 
 /// Headers that describe one connection or the message framing, never a

@@ -156,6 +156,7 @@ pub fn answer(
             },
         },
         Function::Search => Answer::json(200, &data.search(param("text").unwrap_or_default())),
+        Function::PlatformProfile => Answer::json(200, &platform_profile(data, param("id"))),
         Function::Sleep => Answer::json(200, &json!({ "slept": sleep_ms(request.query) })),
         Function::Echo => Answer::json(200, &echo(request)),
         Function::Status => {
@@ -254,6 +255,27 @@ fn echo(request: &FunctionRequest<'_>) -> Value {
         "headers": headers,
         "body": body,
     })
+}
+
+/// The platform-style answer: an envelope around snake_case keys.
+fn platform_profile(data: &DataSet, id: Option<&str>) -> Value {
+    let user = id.and_then(|id| data.user(id));
+    match (id, user) {
+        (Some(id), Some(user)) => json!({
+            "code": 0,
+            "msg": "ok",
+            "data": {"user": {
+                "user_id": id,
+                "user_name": user["name"],
+                "contact": {"email_address": user["email"]},
+            }},
+        }),
+        (id, _) => json!({
+            "code": 40401,
+            "msg": format!("user {} not found", id.unwrap_or("")),
+            "data": null,
+        }),
+    }
 }
 
 fn create_order(orders: &OrderBook, body: &[u8]) -> Answer {

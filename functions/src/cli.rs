@@ -16,7 +16,8 @@ usage: mock-functions [--listen ADDR] [--delay-ms N] [--delay FUNCTION=MS]...
   --users N              size of the users data set (default 50)
   --only FUNCTION        serve only these functions, others 404 (repeatable)
 
-functions: user-profile user-orders user-orders-batch users inventory node search sleep echo
+functions: user-profile user-orders user-orders-batch users inventory node search
+           platform-profile sleep echo
            status not-json create-order";
 
 /// Parsed command line.

@@ -19,6 +19,10 @@ pub enum Function {
     Node,
     /// `GET /search?text=T`: users and SKUs matching, tagged with `kind`.
     Search,
+    /// `GET /platform-profile?id=ID`: a user in a platform envelope,
+    /// `{"code": 0, "msg": "ok", "data": {"user": {...snake_case...}}}`;
+    /// an unknown user is code 40401 (still HTTP 200).
+    PlatformProfile,
     /// `GET /sleep?ms=N`: answers `{"slept": N}` after N ms (at most 60 s).
     Sleep,
     /// `ANY /echo`: echoes the received request as JSON.
@@ -33,7 +37,7 @@ pub enum Function {
 
 impl Function {
     /// Every function, in a stable order.
-    pub const ALL: [Function; 12] = [
+    pub const ALL: [Function; 13] = [
         Function::UserProfile,
         Function::UserOrders,
         Function::UserOrdersBatch,
@@ -41,6 +45,7 @@ impl Function {
         Function::Inventory,
         Function::Node,
         Function::Search,
+        Function::PlatformProfile,
         Function::Sleep,
         Function::Echo,
         Function::Status,
@@ -58,6 +63,7 @@ impl Function {
             Function::Inventory => "inventory",
             Function::Node => "node",
             Function::Search => "search",
+            Function::PlatformProfile => "platform-profile",
             Function::Sleep => "sleep",
             Function::Echo => "echo",
             Function::Status => "status",

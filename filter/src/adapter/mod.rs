@@ -141,6 +141,14 @@ impl Context for Stream {
             .gateway()
             .map_or(usize::MAX, |g| g.limits.max_response_bytes);
         let outcome = call_outcome(num_headers, body_size, max_body);
+        let cache_control = match outcome {
+            CallOutcome::Response { .. } => {
+                host::header_value(MapType::HttpCallResponseHeaders, "cache-control")
+                    .ok()
+                    .flatten()
+            }
+            CallOutcome::Failed(_) => None,
+        };
         let now = host::now_ms();
         let kind = outcome.kind();
         if kind != "ok" {
@@ -151,7 +159,7 @@ impl Context for Stream {
         }
         self.with_metrics(|m| m.call(&call.upstream, kind, now.saturating_sub(call.sent_ms)));
         if let Some(execution) = self.execution.as_mut() {
-            execution.on_call_outcome(call.id, outcome, now);
+            execution.on_call_answer(call.id, outcome, cache_control.as_deref(), now);
         }
         self.drive();
     }

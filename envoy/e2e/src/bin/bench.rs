@@ -35,7 +35,10 @@ struct Run {
 
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses wrk's `--latency` output.
@@ -59,7 +62,9 @@ fn parse_wrk(text: &str) -> Result<Run, String> {
             ["50%", v] => run.p50_ms = millis(v).unwrap_or(0.0),
             ["99%", v] => run.p99_ms = millis(v).unwrap_or(0.0),
             [n, "requests", "in", ..] => run.requests = n.parse().unwrap_or(0),
-            ["Non-2xx", "or", "3xx", "responses:", n] => run.errors += n.parse::<u64>().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => {
+                run.errors += n.parse::<u64>().unwrap_or(0)
+            }
             ["Socket", "errors:", rest @ ..] => {
                 run.errors += rest
                     .iter()
@@ -83,7 +88,13 @@ struct Bench {
 
 impl Bench {
     /// wrk against `url`, POSTing `body` (GET when `None`), or with a script.
-    fn wrk(&self, url: &str, body: Option<&str>, connections: u64, seconds: u64) -> Result<Run, String> {
+    fn wrk(
+        &self,
+        url: &str,
+        body: Option<&str>,
+        connections: u64,
+        seconds: u64,
+    ) -> Result<Run, String> {
         let mut command = Command::new("wrk");
         command.args([
             "-t1",
@@ -100,14 +111,23 @@ impl Bench {
             command.arg("-s").arg(self.repo.join("bench/post.lua"));
         }
         command.arg(url);
-        let output = command.output().map_err(|e| format!("cannot run wrk: {e}"))?;
+        let output = command
+            .output()
+            .map_err(|e| format!("cannot run wrk: {e}"))?;
         parse_wrk(&String::from_utf8_lossy(&output.stdout))
     }
 
     /// The client by hand: the two seed calls one after the other.
     fn by_hand(&self, base: &str, seconds: u64) -> Result<Run, String> {
         let output = Command::new("wrk")
-            .args(["-t1", &format!("-c{}", self.connections), &format!("-d{seconds}s"), "--timeout", "5s", "--latency"])
+            .args([
+                "-t1",
+                &format!("-c{}", self.connections),
+                &format!("-d{seconds}s"),
+                "--timeout",
+                "5s",
+                "--latency",
+            ])
             .env("BENCH_PATH_1", "/function/user-profile?id=1")
             .env("BENCH_PATH_2", "/function/user-orders?id=1")
             .arg("-s")
@@ -130,7 +150,9 @@ impl Bench {
 fn start_peer(repo: &Path, functions: &str) -> Result<(ProcessGuard, String), String> {
     let dir = repo.join("bench/peer");
     if !dir.join("node_modules/@apollo/server").is_dir() {
-        return Err("the Node peer is not installed: run `make bench` (npm ci --prefix bench/peer)".into());
+        return Err(
+            "the Node peer is not installed: run `make bench` (npm ci --prefix bench/peer)".into(),
+        );
     }
     let port = free_port()?;
     let mut command = Command::new("node");
@@ -143,7 +165,11 @@ fn start_peer(repo: &Path, functions: &str) -> Result<(ProcessGuard, String), St
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut peer = ProcessGuard::spawn("node peer", command)?;
-    let stdout = peer.child_mut().stdout.take().ok_or("the peer has no stdout")?;
+    let stdout = peer
+        .child_mut()
+        .stdout
+        .take()
+        .ok_or("the peer has no stdout")?;
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
@@ -189,11 +215,16 @@ fn svg(rows: &[(String, f64)]) -> String {
     for (i, (label, value)) in rows.iter().enumerate() {
         let y = 34.0 + i as f64 * (bar_h + 8.0);
         let w = (width - left - 90.0) * value / max;
-        let colour = if label.starts_with("filter") { "#2b7bb9" } else if label.starts_with("peer") { "#d9822b" } else { "#888" };
-        let _ = write!(
+        let colour = if label.starts_with("filter") {
+            "#2b7bb9"
+        } else if label.starts_with("peer") {
+            "#d9822b"
+        } else {
+            "#888"
+        };
+        let _ = writeln!(
             out,
-            r#"<text x="{tx}" y="{ty}" text-anchor="end">{label}</text><rect x="{left}" y="{y}" width="{w:.1}" height="{bar_h}" fill="{colour}"/><text x="{vx:.1}" y="{ty}">{value:.0}</text>
-"#,
+            r#"<text x="{tx}" y="{ty}" text-anchor="end">{label}</text><rect x="{left}" y="{y}" width="{w:.1}" height="{bar_h}" fill="{colour}"/><text x="{vx:.1}" y="{ty}">{value:.0}</text>"#,
             tx = left - 8.0,
             ty = y + 15.0,
             vx = left + w + 6.0,
@@ -207,17 +238,19 @@ fn run() -> Result<String, String> {
     let paths = Paths::discover();
     let repo = paths.repo.clone();
     let env_u64 = |name: &str, default: u64| {
-        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let bench = Bench {
         repo: repo.clone(),
         seconds: env_u64("BENCH_SECONDS", 5),
         connections: env_u64("BENCH_CONNECTIONS", 16),
     };
-    Command::new("wrk")
-        .arg("--version")
-        .output()
-        .map_err(|_| "wrk is not installed: `make bench` installs it (apt-get install wrk)".to_string())?;
+    Command::new("wrk").arg("--version").output().map_err(|_| {
+        "wrk is not installed: `make bench` installs it (apt-get install wrk)".to_string()
+    })?;
     let sandbox = Sandbox::start_with(
         paths,
         Delays {
@@ -235,7 +268,11 @@ fn run() -> Result<String, String> {
     let c = bench.connections;
 
     // Warm-up: every target once, briefly.
-    for (url, body) in [(&demo, Some(SEED)), (&peer_url, Some(SEED)), (&limit_url, None)] {
+    for (url, body) in [
+        (&demo, Some(SEED)),
+        (&peer_url, Some(SEED)),
+        (&limit_url, None),
+    ] {
         bench.wrk(url, body, 4, 1)?;
     }
 
@@ -244,11 +281,23 @@ fn run() -> Result<String, String> {
         ("limit: Envoy proxying one call", &limit_url, None),
         ("filter: seed query", &demo, Some(SEED)),
         ("filter: 3 root fields", &demo, Some(THREE_ROOTS)),
-        ("filter: 50 users + orders, batched", &demo, Some(USERS_ORDERS)),
-        ("filter: 50 users + orders, per user", &nobatch, Some(USERS_ORDERS)),
+        (
+            "filter: 50 users + orders, batched",
+            &demo,
+            Some(USERS_ORDERS),
+        ),
+        (
+            "filter: 50 users + orders, per user",
+            &nobatch,
+            Some(USERS_ORDERS),
+        ),
         ("peer: seed query", &peer_url, Some(SEED)),
         ("peer: 3 root fields", &peer_url, Some(THREE_ROOTS)),
-        ("peer: 50 users + orders (dataloader)", &peer_url, Some(USERS_ORDERS)),
+        (
+            "peer: 50 users + orders (dataloader)",
+            &peer_url,
+            Some(USERS_ORDERS),
+        ),
     ];
     let mut results: Vec<(String, Run, f64)> = Vec::new();
     for (name, url, body) in scenarios {
@@ -256,43 +305,69 @@ fn run() -> Result<String, String> {
         let run = bench.wrk(url, body, c, seconds)?;
         let calls = sandbox.fast.stats()["total"].as_u64().unwrap_or(0) as f64;
         let per_request = calls / run.requests.max(1) as f64;
-        eprintln!("bench: {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms", run.rps, run.p50_ms, run.p99_ms);
+        eprintln!(
+            "bench: {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+            run.rps, run.p50_ms, run.p99_ms
+        );
         results.push((name.to_string(), run, per_request));
     }
     sandbox.fast.reset();
     let by_hand = bench.by_hand(&envoy_base, seconds)?;
-    results.push(("client by hand: seed page, 2 sequential calls".into(), by_hand, 2.0));
+    results.push((
+        "client by hand: seed page, 2 sequential calls".into(),
+        by_hand,
+        2.0,
+    ));
 
     // Latency with every function delayed 50 ms: one connection.
     let slow = sandbox.graphql_url(SLOW_LISTENER);
     let delayed_seed = bench.wrk(&slow, Some(SEED), 1, seconds.min(3))?;
     let delayed_roots = bench.wrk(&slow, Some(THREE_ROOTS), 1, seconds.min(3))?;
 
-    let find = |prefix: &str| results.iter().find(|(n, _, _)| n.starts_with(prefix)).map(|(_, r, _)| r.clone());
+    let find = |prefix: &str| {
+        results
+            .iter()
+            .find(|(n, _, _)| n.starts_with(prefix))
+            .map(|(_, r, _)| r.clone())
+    };
     let limit = find("limit").unwrap_or_default();
     let peer_seed = find("peer: seed").unwrap_or_default();
     let filter_seed = find("filter: seed").unwrap_or_default();
 
     let mut table = String::new();
     let _ = writeln!(table, "Measured on {} with `make bench` ({} s per run, {} connections, Envoy 1.40 with one worker, wrk).\n", machine(), seconds, c);
-    let _ = writeln!(table, "| scenario | req/s | p50 ms | p99 ms | calls/request | vs limit | vs peer (same query) |");
+    let _ = writeln!(
+        table,
+        "| scenario | req/s | p50 ms | p99 ms | calls/request | vs limit | vs peer (same query) |"
+    );
     let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|");
     for (name, run, calls) in &results {
         let vs_limit = run.rps / limit.rps.max(1e-9);
         let peer_same = if name.starts_with("filter: seed") {
             format!("{:.1}×", run.rps / peer_seed.rps.max(1e-9))
         } else if name.starts_with("filter: 3 root") {
-            find("peer: 3 root").map_or(String::new(), |p| format!("{:.1}×", run.rps / p.rps.max(1e-9)))
+            find("peer: 3 root").map_or(String::new(), |p| {
+                format!("{:.1}×", run.rps / p.rps.max(1e-9))
+            })
         } else if name.starts_with("filter: 50 users + orders, batched") {
-            find("peer: 50 users").map_or(String::new(), |p| format!("{:.1}×", run.rps / p.rps.max(1e-9)))
+            find("peer: 50 users").map_or(String::new(), |p| {
+                format!("{:.1}×", run.rps / p.rps.max(1e-9))
+            })
         } else {
             String::new()
         };
-        let errors = if run.errors > 0 { format!(" ({} errors)", run.errors) } else { String::new() };
+        let errors = if run.errors > 0 {
+            format!(" ({} errors)", run.errors)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             table,
             "| {name}{errors} | {:.0} | {:.2} | {:.2} | {calls:.1} | {:.0}% | {peer_same} |",
-            run.rps, run.p50_ms, run.p99_ms, vs_limit * 100.0
+            run.rps,
+            run.p50_ms,
+            run.p99_ms,
+            vs_limit * 100.0
         );
     }
     let wasm = std::fs::metadata(repo.join("dist/graphql-aggregator.wasm")).map_or(0, |m| m.len());
@@ -310,14 +385,20 @@ fn run() -> Result<String, String> {
         filter_seed.p99_ms,
         peer_seed.p99_ms
     );
-    if let (Some(cold), Some(cached)) = (criterion_us(&repo, "compile/cold"), criterion_us(&repo, "compile/cached")) {
+    if let (Some(cold), Some(cached)) = (
+        criterion_us(&repo, "compile/cold"),
+        criterion_us(&repo, "compile/cached"),
+    ) {
         let _ = writeln!(
             table,
             "Engine (criterion, native): parse+validate+plan the seed query {cold:.1} µs cold, {cached:.1} µs from the plan cache ({:.1}× faster).",
             cold / cached.max(1e-9)
         );
     }
-    let _ = writeln!(table, "Filter size: {wasm} bytes (`dist/graphql-aggregator.wasm`, wasm-opt -Os).");
+    let _ = writeln!(
+        table,
+        "Filter size: {wasm} bytes (`dist/graphql-aggregator.wasm`, wasm-opt -Os)."
+    );
 
     let chart: Vec<(String, f64)> = results.iter().map(|(n, r, _)| (n.clone(), r.rps)).collect();
     std::fs::write(repo.join("bench/results.md"), &table).map_err(|e| e.to_string())?;

@@ -1,0 +1,224 @@
+//! Real functions' contracts, natively: envelopes, selected results,
+//! renamed keys, per-upstream headers and the reply's cache-control.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use graphql_aggregator::config::Gateway;
+use graphql_aggregator::execute::Execution;
+use graphql_aggregator::request::HttpRequest;
+use graphql_aggregator::upstream::CallOutcome;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const SCHEMA: &str = r#"
+type Query {
+  item(id: ID!): Item @http(upstream: "plain", path: "/item?id={args.id}")
+  wrapped(id: ID!): Item @http(upstream: "platform", path: "/item?id={args.id}", select: "result.item")
+  other: Item @http(upstream: "plain", path: "/other")
+}
+type Mutation { touch: Item @http(upstream: "plain", method: "POST", path: "/touch") }
+type Item { id: ID itemName: String @from(path: "item_name") city: String @from(path: "address.city") }
+"#;
+
+fn gateway() -> Arc<Gateway> {
+    let config = json!({
+        "schema": SCHEMA,
+        "upstreams": {
+            "plain": {"target": "t", "headers": {"x-token": "abc"}, "rename_headers": {"authorization": "x-user-token"}},
+            "platform": {"target": "t", "envelope": {"code": "status.code", "success": [0, "OK"], "message": "status.msg", "data": "payload"}}
+        }
+    });
+    Arc::new(Gateway::from_json(&config.to_string()).unwrap())
+}
+
+/// The headers of each call made.
+type SentHeaders = Vec<Vec<(String, String)>>;
+
+/// Runs `query`, every call answered 200 with `answer(path)` and its
+/// `cache-control`; returns the reply's body and cache-control.
+fn run(
+    query: &str,
+    answer: impl Fn(&str) -> (Value, Option<&'static str>),
+) -> (Value, Option<String>, SentHeaders) {
+    let mut request = HttpRequest::post_json(json!({ "query": query }).to_string().into_bytes());
+    request
+        .headers
+        .push(("authorization".into(), "Bearer u".into()));
+    let mut execution = Execution::start(gateway(), &request, 0);
+    let mut headers = Vec::new();
+    loop {
+        let calls = execution.take_calls(0);
+        if calls.is_empty() {
+            break;
+        }
+        for call in calls {
+            let (body, cache) = answer(&call.request.path);
+            headers.push(call.request.headers.clone());
+            let outcome = CallOutcome::response(200, body.to_string().into_bytes());
+            execution.on_call_answer(call.id, outcome, cache, 0);
+        }
+    }
+    let reply = execution.reply().unwrap();
+    let cache = reply
+        .headers
+        .iter()
+        .find(|(k, _)| k == "cache-control")
+        .map(|(_, v)| v.clone());
+    (serde_json::from_slice(&reply.body).unwrap(), cache, headers)
+}
+
+fn item(_: &str) -> (Value, Option<&'static str>) {
+    (
+        json!({"id": "1", "item_name": "Lamp", "address": {"city": "Lyon"}}),
+        Some("max-age=60"),
+    )
+}
+
+#[test]
+fn renamed_and_nested_keys_are_read_from_the_parent() {
+    let (body, _, headers) = run(r#"{ item(id: "1") { id itemName city } }"#, item);
+    assert_eq!(
+        body,
+        json!({"data": {"item": {"id": "1", "itemName": "Lamp", "city": "Lyon"}}})
+    );
+    let sent = &headers[0];
+    assert!(
+        sent.contains(&("x-token".to_string(), "abc".to_string())),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&("x-user-token".to_string(), "Bearer u".to_string())),
+        "{sent:?}"
+    );
+    assert!(!sent.iter().any(|(k, _)| k == "authorization"), "{sent:?}");
+}
+
+#[test]
+fn envelopes_unwrap_and_select_reaches_into_the_data() {
+    let ok = |_: &str| {
+        (
+            json!({"status": {"code": "OK"}, "payload": {"result": {"item": {"id": "7", "item_name": "Desk"}}}}),
+            Some("max-age=5"),
+        )
+    };
+    let (body, _, _) = run(r#"{ wrapped(id: "7") { id itemName } }"#, ok);
+    assert_eq!(
+        body,
+        json!({"data": {"wrapped": {"id": "7", "itemName": "Desk"}}})
+    );
+
+    let failed = |_: &str| {
+        (
+            json!({"status": {"code": 4001, "msg": "no such item"}, "payload": null}),
+            None,
+        )
+    };
+    let (body, cache, _) = run(r#"{ wrapped(id: "7") { id } }"#, failed);
+    assert_eq!(body["data"], json!({"wrapped": null}));
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "UPSTREAM_ERROR");
+    assert_eq!(error["extensions"]["functionCode"], 4001);
+    assert_eq!(error["extensions"]["functionMessage"], "no such item");
+    assert_eq!(cache.as_deref(), Some("no-store"));
+
+    let bare = |_: &str| (json!({"item": {"id": "7"}}), None);
+    let (body, _, _) = run(r#"{ wrapped(id: "7") { id } }"#, bare);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UPSTREAM_BAD_RESPONSE",
+        "{body}"
+    );
+}
+
+#[test]
+fn the_reply_is_cached_as_the_most_restrictive_answer_allows() {
+    // Every answer cacheable: the smallest max-age.
+    let answers = |path: &str| {
+        let cache = if path.starts_with("/other") {
+            Some("public, max-age=15")
+        } else {
+            Some("max-age=60")
+        };
+        (json!({"id": "1"}), cache)
+    };
+    let (_, cache, _) = run(r#"{ item(id: "1") { id } other { id } }"#, answers);
+    assert_eq!(cache.as_deref(), Some("max-age=15"));
+    // One no-store.
+    let answers = |path: &str| {
+        let cache = if path.starts_with("/other") {
+            Some("no-store")
+        } else {
+            Some("max-age=60")
+        };
+        (json!({"id": "1"}), cache)
+    };
+    let (_, cache, _) = run(r#"{ item(id: "1") { id } other { id } }"#, answers);
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    // An error in the reply.
+    let answers = |path: &str| {
+        let body = if path.starts_with("/other") {
+            json!("not an object")
+        } else {
+            json!({"id": "1"})
+        };
+        (body, Some("max-age=60"))
+    };
+    let (body, cache, _) = run(r#"{ item(id: "1") { id } other { id } }"#, answers);
+    assert!(body.get("errors").is_some());
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    // A mutation.
+    let (_, cache, _) = run("mutation { touch { id } }", item);
+    assert_eq!(cache.as_deref(), Some("no-store"));
+    // A private answer keeps the reply private.
+    let answers = |_: &str| (json!({"id": "1"}), Some("private, max-age=30"));
+    let (_, cache, _) = run(r#"{ item(id: "1") { id } }"#, answers);
+    assert_eq!(cache.as_deref(), Some("private, max-age=30"));
+}
+
+#[test]
+fn contract_settings_are_checked_when_the_configuration_loads() {
+    let load = |upstream: Value, schema: &str| {
+        Gateway::from_json(&json!({"schema": schema, "upstreams": {"u": upstream}}).to_string())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let plain = r#"type Query { a: A @http(upstream: "u", path: "/a") } type A { b: String }"#;
+    let e = load(
+        json!({"target": "t", "envelope": {"code": "", "success": [0]}}),
+        plain,
+    );
+    assert!(
+        e.contains("upstreams.u") && e.contains("envelope.code"),
+        "{e}"
+    );
+    let e = load(
+        json!({"target": "t", "envelope": {"code": "code", "success": []}}),
+        plain,
+    );
+    assert!(e.contains("envelope.success"), "{e}");
+    let e = load(
+        json!({"target": "t", "headers": {"x-token": "a\r\nx-evil: 1"}}),
+        plain,
+    );
+    assert!(e.contains("line break"), "{e}");
+    let e = load(
+        json!({"target": "t", "rename_headers": {"authorization": "host"}}),
+        plain,
+    );
+    assert!(e.contains("set by the gateway"), "{e}");
+    let e = load(
+        json!({"target": "t"}),
+        r#"type Query { a: A @http(upstream: "u", path: "/a") } type A { b: String @from(path: "x..y") }"#,
+    );
+    assert!(e.contains("A.b") && e.contains("@from"), "{e}");
+    let e = load(
+        json!({"target": "t"}),
+        r#"type Query { a: A @http(upstream: "u", path: "/a", select: ".x") } type A { b: String }"#,
+    );
+    assert!(e.contains("Query.a") && e.contains("select"), "{e}");
+}
