@@ -1,6 +1,6 @@
 //! How the request reaches the filter: in odd chunks, empty, or as a GET.
 
-use crate::hosts::{post, post_headers, Host, SEED_QUERY, SEED_REPLY};
+use crate::hosts::{post, post_headers, post_headers_with, Host, SEED_QUERY, SEED_REPLY};
 use crate::play::{answer_all, assert_idle, reply_json};
 
 on_both_hosts! {
@@ -28,13 +28,7 @@ on_both_hosts! {
     /// never calls the body callback for it).
     fn empty_body(host: Host) {
         let plugin = host.plugin();
-        let mut request = plugin.request(&[
-            (":method", "POST"),
-            (":path", "/graphql"),
-            (":authority", "localhost"),
-            ("content-type", "application/json"),
-            ("content-length", "0"),
-        ]);
+        let mut request = post_headers_with(&plugin, &[("content-length", "0")]);
         request.body(b"");
         assert!(request.calls().is_empty());
         let reply = request.expect_reply();

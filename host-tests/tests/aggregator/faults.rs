@@ -1,7 +1,7 @@
 //! Limits, the deadline and hostile input on the real `.wasm`: refused
 //! cleanly, never a trap (the Wasm stack is far smaller than a native one).
 
-use crate::hosts::{body_of, post, post_headers, Host};
+use crate::hosts::{body_of, post, post_headers, post_headers_with, Host};
 use crate::play::{assert_idle, reply_json, respond};
 use host_tests::{CallState, Delivery};
 use serde_json::{json, Value};
@@ -112,15 +112,10 @@ on_both_hosts! {
         let mut config = config;
         config["upstreams"]["openfaas"]["forward_headers"] = json!(["authorization", "x-request-id"]);
         let plugin = host.plugin_with(&config.to_string());
-        let mut request = plugin.request(&[
-            (":method", "POST"),
-            (":path", "/graphql"),
-            (":authority", "localhost"),
-            ("content-type", "application/json"),
-            ("authorization", "Bearer abc"),
-            ("cookie", "session=secret"),
-            ("x-request-id", "r-1"),
-        ]);
+        let mut request = post_headers_with(
+            &plugin,
+            &[("authorization", "Bearer abc"), ("cookie", "session=secret"), ("x-request-id", "r-1")],
+        );
         request.body(body_of(r#"{ user(id: "1") { name } }"#).as_bytes());
         let call = request.pending_calls().remove(0);
         assert_eq!(call.header("authorization"), Some("Bearer abc"));

@@ -99,12 +99,19 @@ pub fn body_of(query: &str) -> String {
 
 /// A `POST /graphql` whose headers have not been sent yet.
 pub fn post_headers(plugin: &Plugin) -> Request {
-    plugin.request(&[
+    post_headers_with(plugin, &[])
+}
+
+/// A `POST /graphql` with these extra headers, not sent yet.
+pub fn post_headers_with(plugin: &Plugin, extra: &[(&str, &str)]) -> Request {
+    let mut headers = vec![
         (":method", "POST"),
         (":path", "/graphql"),
         (":authority", "localhost"),
         ("content-type", "application/json"),
-    ])
+    ];
+    headers.extend_from_slice(extra);
+    plugin.request(&headers)
 }
 
 /// A `POST /graphql` with this body, sent.

@@ -2,7 +2,7 @@
 //! and a hundred at once with their calls answered in random order.
 
 use crate::hosts::{body_of, post, Host};
-use crate::play::{answer, answer_all, assert_idle, reply_json};
+use crate::play::{answer_all, assert_idle, reply_json, respond_on};
 use host_tests::Request;
 use serde_json::{json, Value};
 
@@ -80,14 +80,7 @@ on_both_hosts! {
             if pending.is_empty() {
                 break;
             }
-            let call = &pending[rng.usize(..pending.len())];
-            let a = answer(call);
-            plugin.respond(
-                call.token,
-                u32::from(a.status),
-                &[("content-type", a.content_type())],
-                a.body.as_bytes(),
-            );
+            respond_on(&plugin, &pending[rng.usize(..pending.len())]);
             answered += 1;
         }
         assert!(answered > 100, "calls from many requests were interleaved");

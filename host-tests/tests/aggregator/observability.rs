@@ -1,6 +1,6 @@
 //! Metrics, the plan cache and request ids, as the gateway sees them.
 
-use crate::hosts::{body_of, post, Host, SEED_QUERY};
+use crate::hosts::{body_of, post, post_headers_with, Host, SEED_QUERY};
 use crate::play::{answer_all, assert_idle, reply_json, respond};
 use host_tests::Plugin;
 use std::time::Duration;
@@ -53,13 +53,7 @@ on_both_hosts! {
     /// the filter made up when there was none.
     fn request_ids(host: Host) {
         let plugin = host.plugin();
-        let mut request = plugin.request(&[
-            (":method", "POST"),
-            (":path", "/graphql"),
-            (":authority", "localhost"),
-            ("content-type", "application/json"),
-            ("x-request-id", "client-42"),
-        ]);
+        let mut request = post_headers_with(&plugin, &[("x-request-id", "client-42")]);
         request.body(SEED_QUERY.as_bytes());
         answer_all(&mut request);
         for call in request.calls() {

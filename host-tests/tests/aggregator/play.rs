@@ -33,6 +33,17 @@ pub fn respond(request: &mut Request, call: &Call) {
     );
 }
 
+/// [`respond`] through the plugin, for calls of any request.
+pub fn respond_on(plugin: &Plugin, call: &Call) {
+    let answer = answer(call);
+    plugin.respond(
+        call.token,
+        u32::from(answer.status),
+        &[("content-type", answer.content_type())],
+        answer.body.as_bytes(),
+    );
+}
+
 /// Answers every call (oldest first, new ones as they are dispatched) until
 /// the filter replies; returns the reply's JSON after checking the request
 /// ended cleanly.
