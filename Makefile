@@ -68,7 +68,7 @@ debian-tools:
 	fi
 
 # wasm-opt flags for rustc 1.95 output (../shared/HOSTS.md).
-WASM_OPT_FLAGS := -Os --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 	--enable-mutable-globals --enable-multivalue --enable-reference-types
 
 ## wasm: build the filter as dist/graphql-aggregator.wasm (optimised, validated, with its sha256)
@@ -156,11 +156,11 @@ bench: setup wasm $(PEER_DEPS)
 	MOCK_FUNCTIONS=$(CURDIR)/target/release/mock-functions $(CARGO) run --locked -q -p envoy-e2e --bin bench
 
 ## fuzz-smoke / fuzz: the engine's cargo-fuzz targets (request bodies,
-## function answers, configurations), FUZZ_SECONDS each (60 in `make test`).
+## function answers, configurations), FUZZ_SECONDS each (30 in `make test`).
 # cargo-fuzz needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets the
 # machine's stable toolchain accept them (no second toolchain needed).
 FUZZ_TARGETS := request_body function_response configuration
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_WORK := target/fuzz-work
 

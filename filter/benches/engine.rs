@@ -22,11 +22,8 @@ const SEED: &str = r#"{"query":"query GetUserWithOrders($userId: ID!) { user(id:
 const LIST: &str = r#"{"query":"{ users { id name orders { id amount } } }"}"#;
 
 fn gateway() -> Arc<Gateway> {
-    let config = serde_json::json!({
-        "schema": graphql_corpus::SCHEMA,
-        "upstreams": {"fn": {"target": "fn", "path_prefix": "/function"}},
-        "limits": {"max_calls": 1000}
-    });
+    let mut config = graphql_corpus::filter_config(graphql_corpus::Variant::Public, "fn");
+    config["limits"] = serde_json::json!({"max_calls": 1000});
     Arc::new(Gateway::from_json(&config.to_string()).unwrap())
 }
 

@@ -397,7 +397,7 @@ fn run() -> Result<String, String> {
     }
     let _ = writeln!(
         table,
-        "Filter size: {wasm} bytes (`dist/graphql-aggregator.wasm`, wasm-opt -Os)."
+        "Filter size: {wasm} bytes (`dist/graphql-aggregator.wasm`, opt-level 3, wasm-opt -O3)."
     );
 
     let chart: Vec<(String, f64)> = results.iter().map(|(n, r, _)| (n.clone(), r.rps)).collect();
