@@ -6,7 +6,7 @@
 //! * `execute/seed`: the seed query end to end: plan, two calls, merge, reply;
 //! * `execute/list_100`: 100 users and their orders (batched), merged.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use graphql_aggregator::config::Gateway;

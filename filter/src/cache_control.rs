@@ -2,10 +2,12 @@
 //! answers, so that a CDN in front of the gateway stays correct.
 //!
 //! Every answer must say it may be cached (`max-age=N`), or the reply is
-//! `no-store`; the smallest `max-age` wins; `no-store` and `no-cache`
-//! anywhere make the reply `no-store`; `private` anywhere makes it
-//! `private`. Replies with errors, mutations, and requests refused before
-//! execution are `no-store`.
+//! `no-store`; the smallest `max-age` (or `s-maxage`, which shared caches
+//! use) wins; `no-store` and `no-cache` anywhere make the reply `no-store`;
+//! `private` anywhere makes it `private` (the adapter adds `private` for an
+//! answer that carries `Vary`, which the merged reply cannot honour).
+//! Replies with errors, mutations, replies that called no function, and
+//! requests refused before execution are `no-store`.
 
 /// What the answers so far allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,10 +26,16 @@ impl CachePolicy {
             self.no_store = true;
             return;
         };
-        let mut max_age = None;
+        let mut max_age: Option<u64> = None;
         for directive in header.split(',').map(|d| d.trim().to_ascii_lowercase()) {
             match directive.split_once('=') {
-                Some(("max-age", n)) => max_age = n.trim_matches('"').parse::<u64>().ok(),
+                Some(("max-age" | "s-maxage", n)) => {
+                    let n = n.trim_matches('"').parse::<u64>().ok();
+                    max_age = match (max_age, n) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 None if directive == "no-store" || directive == "no-cache" => self.no_store = true,
                 None if directive == "private" => self.private = true,
                 _ => {}
@@ -39,20 +47,16 @@ impl CachePolicy {
         }
     }
 
-    /// The reply's header value: `None` when no function was called (the
-    /// reply then says nothing about caching), `no-store` when it must not
-    /// be cached.
-    pub fn header(&self, cacheable_reply: bool) -> Option<String> {
-        if !cacheable_reply {
-            return Some("no-store".into());
-        }
-        if self.answers == 0 {
-            return None;
+    /// The reply's header value: `no-store` unless the reply may be cached
+    /// and every answer allowed it.
+    pub fn header(&self, cacheable_reply: bool) -> String {
+        if !cacheable_reply || self.answers == 0 {
+            return "no-store".into();
         }
         match (self.no_store, self.max_age) {
-            (false, Some(age)) if self.private => Some(format!("private, max-age={age}")),
-            (false, Some(age)) => Some(format!("max-age={age}")),
-            _ => Some("no-store".into()),
+            (false, Some(age)) if self.private => format!("private, max-age={age}"),
+            (false, Some(age)) => format!("max-age={age}"),
+            _ => "no-store".into(),
         }
     }
 }
@@ -61,7 +65,7 @@ impl CachePolicy {
 mod tests {
     use super::*;
 
-    fn merged(headers: &[Option<&str>]) -> Option<String> {
+    fn merged(headers: &[Option<&str>]) -> String {
         let mut policy = CachePolicy::default();
         for h in headers {
             policy.add(*h);
@@ -71,35 +75,28 @@ mod tests {
 
     #[test]
     fn the_most_restrictive_answer_wins() {
-        assert_eq!(
-            merged(&[Some("max-age=60"), Some("public, max-age=30")]).as_deref(),
-            Some("max-age=30")
-        );
-        assert_eq!(
-            merged(&[Some("max-age=60"), Some("no-store")]).as_deref(),
-            Some("no-store")
-        );
-        assert_eq!(
-            merged(&[Some("max-age=60"), Some("no-cache")]).as_deref(),
-            Some("no-store")
-        );
-        assert_eq!(
-            merged(&[Some("max-age=60"), Some("private, max-age=90")]).as_deref(),
-            Some("private, max-age=60")
-        );
-        assert_eq!(
-            merged(&[Some("max-age=60"), None]).as_deref(),
-            Some("no-store"),
-            "silence is not consent"
-        );
-        assert_eq!(merged(&[Some("public")]).as_deref(), Some("no-store"));
-        assert_eq!(merged(&[]), None);
+        let cases: [(&[Option<&str>], &str); 9] = [
+            (
+                &[Some("max-age=60"), Some("public, max-age=30")],
+                "max-age=30",
+            ),
+            (&[Some("max-age=600, s-maxage=10")], "max-age=10"),
+            (&[Some("max-age=60"), Some("no-store")], "no-store"),
+            (&[Some("max-age=60"), Some("no-cache")], "no-store"),
+            (
+                &[Some("max-age=60"), Some("private, max-age=90")],
+                "private, max-age=60",
+            ),
+            (&[Some("max-age=60"), None], "no-store"),
+            (&[Some("public")], "no-store"),
+            (&[Some("max-age=0")], "max-age=0"),
+            (&[], "no-store"),
+        ];
+        for (answers, expected) in cases {
+            assert_eq!(merged(answers), expected, "{answers:?}");
+        }
         let mut policy = CachePolicy::default();
         policy.add(Some("max-age=60"));
-        assert_eq!(
-            policy.header(false).as_deref(),
-            Some("no-store"),
-            "errors, mutations"
-        );
+        assert_eq!(policy.header(false), "no-store", "errors, mutations");
     }
 }

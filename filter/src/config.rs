@@ -205,6 +205,16 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         name: name.clone(),
         problem: problem.to_string(),
     };
+    // The name appears in metric names and errors.
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(problem(
+            "the upstream's name may only use letters, digits, `_` and `-`",
+        ));
+    }
     if raw.target.trim().is_empty() {
         return Err(problem(
             "`target` is empty; name an Envoy cluster or a Kong host:port",
@@ -289,7 +299,17 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
     }
     let mut rename_headers = Vec::new();
     for (from, to) in raw.rename_headers {
-        rename_headers.push((from.to_ascii_lowercase(), header_name(&to)?));
+        let from_lower = from.to_ascii_lowercase();
+        let plain = !from_lower.is_empty()
+            && from_lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !plain {
+            return Err(problem(&format!(
+                "`rename_headers` key {from:?} is not a header name"
+            )));
+        }
+        rename_headers.push((from_lower, header_name(&to)?));
     }
     let envelope = match raw.envelope {
         None => None,

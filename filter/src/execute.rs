@@ -125,7 +125,7 @@ struct Run {
     in_flight: usize,
     /// Batched fields gathered while merging: by the request they share
     /// (without the keys), the resolver and the parents waiting.
-    batches: IndexMap<UpstreamRequest, (ResolverId, Vec<Waiter>)>,
+    batches: IndexMap<(ResolverId, UpstreamRequest), Vec<Waiter>>,
     ready: VecDeque<(Waiter, CallResult)>,
     failures: Vec<FieldFailure>,
     /// Mutation root fields not started yet (they run one after another).
@@ -526,9 +526,12 @@ impl Execution {
             );
             // Only a query answered without errors may be cached.
             let cacheable = reply.outcome == Outcome::Ok && !run.mutation;
-            if let Some(value) = run.cache.header(cacheable) {
-                reply.headers.push(("cache-control".into(), value));
+            let value = run.cache.header(cacheable);
+            if value != "no-store" {
+                // The media type follows the client's Accept.
+                reply.headers.push(("vary".into(), "accept".into()));
             }
+            reply.headers.push(("cache-control".into(), value));
             self.reply = Some(reply);
         }
     }
@@ -644,7 +647,7 @@ impl Execution {
         let mut headers = forwarded_headers(upstream, &run.client_headers);
         for header in &resolver.headers {
             match header.render(&values) {
-                Ok(Some(value)) => headers.push((header.name.clone(), value)),
+                Ok(Some(value)) => set_header(&mut headers, &header.name, &value),
                 Ok(None) => {}
                 Err(e) => {
                     let failure = FieldFailure::new(
@@ -674,9 +677,8 @@ impl Execution {
                     // keys share one batch (the request is its template).
                     waiter.batch_key = Some(key);
                     run.batches
-                        .entry(request)
-                        .or_insert_with(|| (waiter.resolver, Vec::new()))
-                        .1
+                        .entry((waiter.resolver, request))
+                        .or_default()
                         .push(waiter);
                 }
                 None => {
@@ -732,7 +734,7 @@ impl Execution {
         let max_batch = gateway.limits.max_batch_size.max(1);
         let Some(run) = self.run.as_mut() else { return };
         let batches = std::mem::take(&mut run.batches);
-        for (template, (resolver_id, waiters)) in batches {
+        for ((resolver_id, template), waiters) in batches {
             let Some(batch) = gateway
                 .resolvers
                 .get(resolver_id)
@@ -1002,16 +1004,28 @@ fn forwarded_headers(
     let mut headers: Vec<(String, String)> = Vec::new();
     for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
         if name == REQUEST_ID_HEADER || upstream.forward_headers.iter().any(|f| f == name) {
-            headers.push((name.clone(), value.clone()));
+            set_header(&mut headers, name, value);
         }
+    }
+    for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
         for (from, to) in &upstream.rename_headers {
             if from == name {
-                headers.push((to.clone(), value.clone()));
+                set_header(&mut headers, to, value);
             }
         }
     }
-    headers.extend(upstream.headers.iter().cloned());
+    for (name, value) in &upstream.headers {
+        set_header(&mut headers, name, value);
+    }
     headers
+}
+
+/// Sets a header, replacing any earlier value of the same name: later
+/// sources win (forwarded < renamed < constant < templated), so a client
+/// can never override what the configuration sets.
+fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
+    headers.retain(|(n, _)| n != name);
+    headers.push((name.to_string(), value.to_string()));
 }
 
 /// A function's answer unwrapped from its upstream's envelope: the data on

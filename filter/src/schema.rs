@@ -226,6 +226,14 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
             let coordinate = format!("{type_name}.{field_name}");
             let at = location(&full, field);
             if let Some(from) = field.directives.get(FROM) {
+                if ty.is_interface() {
+                    return Err(ConfigError::Field {
+                        coordinate,
+                        at,
+                        problem: "@from belongs on the fields of object types, not interfaces"
+                            .into(),
+                    });
+                }
                 if field.directives.has(DIRECTIVE) {
                     return Err(ConfigError::Field {
                         coordinate,

@@ -222,3 +222,52 @@ fn contract_settings_are_checked_when_the_configuration_loads() {
     );
     assert!(e.contains("Query.a") && e.contains("select"), "{e}");
 }
+
+#[test]
+fn configured_headers_win_over_the_clients() {
+    let config = json!({
+        "schema": r#"type Query { a: Item @http(upstream: "u", path: "/a", headers: [{name: "x-scope", value: "read"}]) }
+                     type Item { id: ID }"#,
+        "upstreams": {"u": {"target": "t", "forward_headers": ["x-token", "x-scope"], "headers": {"x-token": "internal"}}}
+    });
+    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
+    let mut request = HttpRequest::post_json(br#"{"query": "{ a { id } }"}"#.to_vec());
+    request.headers.extend([
+        ("x-token".to_string(), "forged".to_string()),
+        ("x-scope".to_string(), "admin".to_string()),
+    ]);
+    let mut execution = Execution::start(gateway, &request, 0);
+    let calls = execution.take_calls(0);
+    let sent = &calls[0].request.headers;
+    let values = |name: &str| {
+        sent.iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values("x-token"), ["internal"]);
+    assert_eq!(values("x-scope"), ["read"]);
+}
+
+#[test]
+fn from_on_an_interface_and_odd_upstream_names_are_refused() {
+    let e = Gateway::from_json(
+        &json!({
+            "schema": r#"type Query { a: I @http(upstream: "u", path: "/a") }
+                         interface I { x: String @from(path: "y") } type T implements I { x: String }"#,
+            "upstreams": {"u": {"target": "t"}}
+        })
+        .to_string(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("I.x") && e.to_string().contains("interfaces"),
+        "{e}"
+    );
+    let e = Gateway::from_json(
+        &json!({"schema": "type Query { a: String @http(upstream: \"a.b\", path: \"/a\") }", "upstreams": {"a.b": {"target": "t"}}})
+            .to_string(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("upstreams.a.b"), "{e}");
+}

@@ -394,6 +394,26 @@ fn batched_calls_keep_their_headers_and_split_by_them() {
 }
 
 #[test]
+fn two_batched_fields_on_one_path_keep_their_own_parameter() {
+    let config = json!({
+        "schema": r#"type Query { users: [User] @http(upstream: "fn", path: "/users") }
+            type User { id: ID!
+              a: [Order] @http(upstream: "fn", path: "/user-orders-batch", batch: {key: "id", param: "ids"})
+              b: [Order] @http(upstream: "fn", path: "/user-orders-batch", batch: {key: "id", param: "user"}) }
+            type Order { id: ID! }"#,
+        "upstreams": {"fn": {"target": "functions", "path_prefix": "/function"}}
+    });
+    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
+    let (_, _, calls) = run(gateway, &post("{ users { a { id } b { id } } }"), functions);
+    let paths: Vec<&str> = calls.iter().map(|c| c.request.path.as_str()).collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert!(
+        paths[1].contains("?ids=1,2,") && paths[2].contains("?user=1,2,"),
+        "{paths:?}"
+    );
+}
+
+#[test]
 fn reserved_headers_and_huge_timeouts_are_refused() {
     let config = |upstream: Value, schema: &str| {
         json!({"schema": schema, "upstreams": {"fn": upstream}}).to_string()

@@ -142,11 +142,7 @@ impl Context for Stream {
             .map_or(usize::MAX, |g| g.limits.max_response_bytes);
         let outcome = call_outcome(num_headers, body_size, max_body);
         let cache_control = match outcome {
-            CallOutcome::Response { .. } => {
-                host::header_value(MapType::HttpCallResponseHeaders, "cache-control")
-                    .ok()
-                    .flatten()
-            }
+            CallOutcome::Response { .. } => answer_cache_control(),
             CallOutcome::Failed(_) => None,
         };
         let now = host::now_ms();
@@ -359,7 +355,12 @@ impl Stream {
         }
     }
 
-    fn send(&mut self, reply: Reply) {
+    fn send(&mut self, mut reply: Reply) {
+        if !reply.headers.iter().any(|(k, _)| k == "cache-control") {
+            reply
+                .headers
+                .push(("cache-control".into(), "no-store".into()));
+        }
         self.with_metrics(|m| m.request(reply.outcome));
         if let Err(status) = host::send_local_response(reply.status, &reply.headers, &reply.body) {
             error!(
@@ -368,6 +369,28 @@ impl Stream {
             );
         }
     }
+}
+
+/// A call answer's caching rules: every `cache-control` value joined, plus
+/// `private` when the answer varies by request headers (`Vary`), which a
+/// merged reply cannot honour for a shared cache. `None`: no rules given.
+fn answer_cache_control() -> Option<String> {
+    let pairs = host::header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let mut directives: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("cache-control"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if directives.is_empty() {
+        return None;
+    }
+    let varies = pairs
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("vary") && !v.trim().is_empty());
+    if varies {
+        directives.push("private");
+    }
+    Some(directives.join(", "))
 }
 
 /// Read a call's outcome. A call with no headers failed: Envoy gives no
