@@ -5,6 +5,7 @@
 //! the object's `__typename`, and the only possible type when there is just
 //! one. Anything else is a field error that says what to configure.
 
+use crate::key_path::lookup;
 use crate::response::FieldFailure;
 use crate::schema::Discriminator;
 use apollo_compiler::response::{JsonMap, JsonValue};
@@ -94,16 +95,6 @@ fn unresolved(schema: &Schema, declared: &Name, why: String) -> FieldFailure {
         ),
         "ABSTRACT_TYPE_UNRESOLVED",
     )
-}
-
-/// Follow a dotted key path into a JSON object.
-pub fn lookup<'a>(object: &'a JsonMap, path: &[String]) -> Option<&'a JsonValue> {
-    let (first, rest) = path.split_first()?;
-    let mut value = object.get(first.as_str())?;
-    for key in rest {
-        value = value.as_object()?.get(key.as_str())?;
-    }
-    Some(value)
 }
 
 fn text(value: &JsonValue) -> Option<String> {

@@ -1,8 +1,8 @@
 //! The plugin configuration: JSON text as Envoy's `configuration` or Kong's
 //! filter `config` delivers it, checked once and shared by every request.
 
+use crate::key_path;
 use crate::limits::Limits;
-use crate::schema::key_path;
 use crate::schema::{self, Discriminator, Resolvers};
 use crate::upstream::{
     is_hop_by_hop, is_safe_header_value, Envelope, Upstream, DEADLINE_HEADER, DEFAULT_TIMEOUT,
@@ -315,7 +315,7 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         None => None,
         Some(e) => {
             let path = |what: &str, text: &str| {
-                key_path(text).map_err(|p| problem(&format!("`envelope.{what}`: {p}")))
+                key_path::parse(text).map_err(|p| problem(&format!("`envelope.{what}`: {p}")))
             };
             if e.success.is_empty() {
                 return Err(problem(

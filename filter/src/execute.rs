@@ -17,11 +17,12 @@
 //! fields with a batch form become one call for all distinct keys, the
 //! others are de-duplicated and dispatched together.
 
-use crate::abstract_type::{concrete_type, lookup};
+use crate::abstract_type::concrete_type;
 use crate::cache_control::CachePolicy;
 use crate::config::Gateway;
+use crate::key_path::lookup;
 use crate::limits;
-use crate::plan::{argument_values, collect_fields, sub_selections};
+use crate::plan::{argument_values, collect_fields, sub_selections, GroupedFields};
 use crate::plan_cache::PlanCache;
 use crate::request::{self, HttpRequest, ResponseMedia};
 use crate::response::{self, FieldFailure, Outcome, Reply};
@@ -134,6 +135,8 @@ struct Run {
     client_headers: Vec<(String, String)>,
     /// When the request's time is up, on the host's clock in milliseconds.
     deadline_at: u64,
+    /// The operation's root fields, collected while checking the limits.
+    roots: GroupedFields,
     /// What the answers allow for the reply's `cache-control`.
     cache: CachePolicy,
     /// Whether the operation is a mutation (never cached).
@@ -297,6 +300,7 @@ impl Execution {
             deadline_at: now_ms.saturating_add(deadline_ms),
             cache: CachePolicy::default(),
             mutation,
+            roots,
         })
     }
 
@@ -484,11 +488,6 @@ impl Execution {
         self.reply.take()
     }
 
-    /// How many calls this request has made or queued so far.
-    pub fn call_count(&self) -> usize {
-        self.run.as_ref().map_or(0, |r| r.calls.len())
-    }
-
     /// Work that follows from what just happened: waiters of answered calls,
     /// batches gathered while merging, the next mutation field, the reply.
     fn settle(&mut self) {
@@ -542,16 +541,8 @@ impl Execution {
         let Ok(operation) = document.operations.get(run.operation_name.as_deref()) else {
             return;
         };
-        let Some(root) = self.gateway.schema.get_object(operation.object_type()) else {
-            return;
-        };
-        let grouped = collect_fields(
-            &self.gateway.schema,
-            &document,
-            &run.variables,
-            root,
-            &operation.selection_set.selections,
-        );
+        // Collected once, in `prepare`, where the limits needed them.
+        let grouped = std::mem::take(&mut run.roots);
         if operation.operation_type == OperationType::Mutation {
             run.serial_roots = grouped.into_iter().collect();
         } else {
@@ -798,27 +789,20 @@ impl Execution {
         };
         let first_new = self.run.as_ref().map_or(0, |r| r.failures.len());
         // The field's `select` path into the (unwrapped) answer.
-        let select = self
-            .gateway
-            .resolvers
-            .get(waiter.resolver)
-            .map(|r| r.select.clone())
-            .unwrap_or_default();
-        let selected_value;
+        let gateway = self.gateway.clone();
+        let resolver = gateway.resolvers.get(waiter.resolver);
+        let select = resolver.map_or(&[][..], |r| r.select.as_slice());
         let value = if select.is_empty() || value.is_null() {
             value
         } else {
-            match value.as_object().and_then(|o| lookup(o, &select)) {
-                Some(inner) => {
-                    selected_value = inner.clone();
-                    &selected_value
-                }
+            match value.as_object().and_then(|o| lookup(o, select)) {
+                Some(inner) => inner,
                 None => {
                     let failure = FieldFailure::new(
                         format!("the function's answer has no `{}`", select.join(".")),
                         "UPSTREAM_BAD_RESPONSE",
                     );
-                    let failure = match self.gateway.resolvers.get(waiter.resolver) {
+                    let failure = match resolver {
                         Some(r) => failure.with_upstream(&r.upstream),
                         None => failure,
                     };
@@ -1056,7 +1040,8 @@ fn unwrap_envelope(
     if envelope.success.contains(code) {
         return Ok(match &envelope.data {
             Some(path) => lookup(object, path).cloned().unwrap_or(JsonValue::Null),
-            None => answer.clone(),
+            // The whole answer is the data: hand it on without a copy.
+            None => answer,
         });
     }
     let message = envelope

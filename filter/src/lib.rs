@@ -36,6 +36,7 @@ pub mod abstract_type;
 pub mod cache_control;
 pub mod config;
 pub mod execute;
+pub mod key_path;
 pub mod limits;
 pub mod plan;
 pub mod plan_cache;

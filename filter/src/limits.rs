@@ -126,17 +126,13 @@ impl LimitExceeded {
     }
 }
 
-fn over(limit: &'static str, max: usize, actual: usize) -> Result<(), LimitExceeded> {
+/// Checks a size against a limit.
+pub fn check(limit: &'static str, max: usize, actual: usize) -> Result<(), LimitExceeded> {
     if actual > max {
         Err(LimitExceeded { limit, max, actual })
     } else {
         Ok(())
     }
-}
-
-/// Checks a size against a limit.
-pub fn check(limit: &'static str, max: usize, actual: usize) -> Result<(), LimitExceeded> {
-    over(limit, max, actual)
 }
 
 /// Checks the selected operation of a valid document: depth, aliases, root
@@ -149,7 +145,7 @@ pub fn check_operation(
     operation: &Operation,
     root_fields: &GroupedFields,
 ) -> Result<(), LimitExceeded> {
-    over("max_root_fields", limits.max_root_fields, root_fields.len())?;
+    check("max_root_fields", limits.max_root_fields, root_fields.len())?;
     let mut walk = Walk {
         document,
         resolvers,
@@ -157,9 +153,9 @@ pub fn check_operation(
         in_progress: HashSet::new(),
     };
     let measure = walk.measure(&operation.selection_set);
-    over("max_depth", limits.max_depth, measure.depth)?;
-    over("max_aliases", limits.max_aliases, measure.aliases)?;
-    over("max_calls", limits.max_calls, measure.calls)
+    check("max_depth", limits.max_depth, measure.depth)?;
+    check("max_aliases", limits.max_aliases, measure.aliases)?;
+    check("max_calls", limits.max_calls, measure.calls)
 }
 
 /// What a selection set costs: its depth (1 for a set of leaves), its

@@ -24,74 +24,60 @@ pub fn collect_fields<'a>(
     object_type: &ObjectType,
     selections: impl IntoIterator<Item = &'a Selection>,
 ) -> GroupedFields {
-    let mut grouped = GroupedFields::new();
-    let mut visited = HashSet::new();
-    collect_into(
+    let mut collector = Collector {
         schema,
         document,
         variables,
         object_type,
-        selections,
-        &mut visited,
-        &mut grouped,
-    );
-    grouped
+        visited: HashSet::new(),
+        grouped: GroupedFields::new(),
+    };
+    collector.collect(selections);
+    collector.grouped
 }
 
-fn collect_into<'a>(
-    schema: &Schema,
+/// The state of one `CollectFields()`: the fragments already expanded and
+/// the fields gathered so far.
+struct Collector<'s, 'a> {
+    schema: &'s Schema,
     document: &'a ExecutableDocument,
-    variables: &JsonMap,
-    object_type: &ObjectType,
-    selections: impl IntoIterator<Item = &'a Selection>,
-    visited: &mut HashSet<Name>,
-    grouped: &mut GroupedFields,
-) {
-    for selection in selections {
-        if !is_included(selection, variables) {
-            continue;
-        }
-        match selection {
-            Selection::Field(field) => grouped
-                .entry(field.response_key().clone())
-                .or_default()
-                .push(field.clone()),
-            Selection::FragmentSpread(spread) => {
-                if !visited.insert(spread.fragment_name.clone()) {
-                    continue;
-                }
-                let Some(fragment) = document.fragments.get(&spread.fragment_name) else {
-                    continue;
-                };
-                if applies(schema, object_type, fragment.type_condition()) {
-                    let selections = &fragment.selection_set.selections;
-                    collect_into(
-                        schema,
-                        document,
-                        variables,
-                        object_type,
-                        selections,
-                        visited,
-                        grouped,
-                    );
-                }
+    variables: &'s JsonMap,
+    object_type: &'s ObjectType,
+    visited: HashSet<Name>,
+    grouped: GroupedFields,
+}
+
+impl<'a> Collector<'_, 'a> {
+    fn collect(&mut self, selections: impl IntoIterator<Item = &'a Selection>) {
+        for selection in selections {
+            if !is_included(selection, self.variables) {
+                continue;
             }
-            Selection::InlineFragment(inline) => {
-                let applies = inline
-                    .type_condition
-                    .as_ref()
-                    .is_none_or(|c| applies(schema, object_type, c));
-                if applies {
-                    let selections = &inline.selection_set.selections;
-                    collect_into(
-                        schema,
-                        document,
-                        variables,
-                        object_type,
-                        selections,
-                        visited,
-                        grouped,
-                    );
+            match selection {
+                Selection::Field(field) => self
+                    .grouped
+                    .entry(field.response_key().clone())
+                    .or_default()
+                    .push(field.clone()),
+                Selection::FragmentSpread(spread) => {
+                    if !self.visited.insert(spread.fragment_name.clone()) {
+                        continue;
+                    }
+                    let document = self.document;
+                    if let Some(fragment) = document.fragments.get(&spread.fragment_name) {
+                        if applies(self.schema, self.object_type, fragment.type_condition()) {
+                            self.collect(&fragment.selection_set.selections);
+                        }
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    let applies = inline
+                        .type_condition
+                        .as_ref()
+                        .is_none_or(|c| applies(self.schema, self.object_type, c));
+                    if applies {
+                        self.collect(&inline.selection_set.selections);
+                    }
                 }
             }
         }

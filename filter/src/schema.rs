@@ -2,6 +2,7 @@
 //! resolvers it declares, and the client-facing schema without it.
 
 use crate::config::ConfigError;
+use crate::key_path;
 use crate::template::{BodyTemplate, HeaderTemplate, PathTemplate, Source};
 use crate::upstream::{is_hop_by_hop, RESERVED};
 use apollo_compiler::ast::Value;
@@ -249,7 +250,7 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
                     });
                 }
                 let path = string_arg(from, "path").unwrap_or_default();
-                let path = key_path(&path).map_err(|problem| ConfigError::Field {
+                let path = key_path::parse(&path).map_err(|problem| ConfigError::Field {
                     coordinate: coordinate.clone(),
                     at: at.clone(),
                     problem: format!("@from: {problem}"),
@@ -436,21 +437,10 @@ fn resolver(
         batch,
         headers,
         select: match string_arg(directive, "select") {
-            Some(path) => key_path(&path).map_err(|e| format!("select: {e}"))?,
+            Some(path) => key_path::parse(&path).map_err(|e| format!("select: {e}"))?,
             None => Vec::new(),
         },
     })
-}
-
-/// A dotted key path such as `data.user`; empty segments are refused.
-pub fn key_path(text: &str) -> Result<Vec<String>, String> {
-    let parts: Vec<String> = text.split('.').map(str::to_string).collect();
-    if text.is_empty() || parts.iter().any(String::is_empty) {
-        return Err(format!(
-            "{text:?} is not a key path such as `data` or `data.user`"
-        ));
-    }
-    Ok(parts)
 }
 
 fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
@@ -461,13 +451,7 @@ fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
             .and_then(|(_, v)| v.as_str())
             .map(str::to_string)
     };
-    let dotted = |text: String| -> Result<Vec<String>, String> {
-        let parts: Vec<String> = text.split('.').map(str::to_string).collect();
-        if parts.iter().any(String::is_empty) {
-            return Err(format!("batch key {text:?} is not a dotted key path"));
-        }
-        Ok(parts)
-    };
+    let dotted = |text: String| key_path::parse(&text).map_err(|e| format!("batch key: {e}"));
     let key = dotted(get("key").unwrap_or_default())?;
     let param = get("param").unwrap_or_default();
     if param.is_empty()
@@ -494,12 +478,7 @@ fn discriminator(
     directive: &apollo_compiler::ast::Directive,
 ) -> Result<Discriminator, String> {
     let field_text = string_arg(directive, "field").unwrap_or_default();
-    let field: Vec<String> = field_text.split('.').map(str::to_string).collect();
-    if field.iter().any(String::is_empty) {
-        return Err(format!(
-            "@discriminator field {field_text:?} is not a key path such as `kind` or `meta.type`"
-        ));
-    }
+    let field = key_path::parse(&field_text).map_err(|e| format!("@discriminator field: {e}"))?;
     let mut types = Vec::new();
     match directive
         .specified_argument_by_name("types")

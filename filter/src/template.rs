@@ -50,12 +50,7 @@ impl Source {
             Source::Argument(path) => (values.args, path),
             Source::Parent(path) => (values.parent, path),
         };
-        let (first, rest) = path.split_first()?;
-        let mut value = root.get(first.as_str())?;
-        for key in rest {
-            value = value.as_object()?.get(key.as_str())?;
-        }
-        (!value.is_null()).then_some(value)
+        crate::key_path::lookup(root, path).filter(|v| !v.is_null())
     }
 }
 
