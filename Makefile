@@ -92,11 +92,11 @@ functions:
 lint: rust-target
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --locked -p graphql-aggregator --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --locked -p graphql-aggregator -p graphql-aggregator-engine --target $(WASM_TARGET) -- -D warnings
 
 ## unit: engine and mock-function tests, natively
 unit:
-	$(CARGO) test --locked -p graphql-aggregator -p mock-functions -p graphql-corpus
+	$(CARGO) test --locked -p graphql-aggregator-engine -p mock-functions -p graphql-corpus
 
 ## host-tests: the built .wasm driven through the Proxy-Wasm ABI
 # Release build: wasmi's interpreter only runs in constant stack when optimised
@@ -151,7 +151,7 @@ $(PEER_DEPS): bench/peer/package-lock.json
 	@touch $@
 
 bench: setup wasm $(PEER_DEPS)
-	$(CARGO) bench --locked -p graphql-aggregator --bench engine -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) bench --locked -p graphql-aggregator-engine --bench engine -- --warm-up-time 1 --measurement-time 3
 	$(CARGO) build --locked --release -p mock-functions
 	MOCK_FUNCTIONS=$(CURDIR)/target/release/mock-functions $(CARGO) run --locked -q -p envoy-e2e --bin bench
 
@@ -168,11 +168,11 @@ cargo-fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
 
 fuzz-smoke: cargo-fuzz
-	cd filter && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -O
+	cd engine && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -O
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_WORK)/$$t; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
-	  (cd filter && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t ../$(FUZZ_WORK)/$$t fuzz/seeds/$$t -- \
+	  (cd engine && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t ../$(FUZZ_WORK)/$$t fuzz/seeds/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|panicked|artifact|Done' ) || exit 1; \
 	done
 

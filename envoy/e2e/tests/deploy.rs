@@ -12,7 +12,7 @@
 )]
 
 use envoy_e2e::config::{self, Variant};
-use graphql_aggregator::config::Gateway;
+use graphql_aggregator_engine::config::Gateway;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 

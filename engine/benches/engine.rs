@@ -9,11 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use graphql_aggregator::config::Gateway;
-use graphql_aggregator::execute::Execution;
-use graphql_aggregator::plan_cache::PlanCache;
-use graphql_aggregator::request::HttpRequest;
-use graphql_aggregator::upstream::CallOutcome;
+use graphql_aggregator_engine::config::Gateway;
+use graphql_aggregator_engine::execute::Execution;
+use graphql_aggregator_engine::plan_cache::PlanCache;
+use graphql_aggregator_engine::request::HttpRequest;
+use graphql_aggregator_engine::upstream::CallOutcome;
 use mock_functions::{answer_get, DataSet};
 use std::hint::black_box;
 use std::sync::Arc;

@@ -14,7 +14,7 @@
 //! A host that refuses a metric only loses that metric.
 
 use super::host::{self, MetricKind};
-use crate::response::Outcome;
+use graphql_aggregator_engine::response::Outcome;
 use std::collections::HashMap;
 
 /// The metric ids, defined on first use.

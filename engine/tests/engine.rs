@@ -8,10 +8,10 @@
     clippy::indexing_slicing
 )]
 
-use graphql_aggregator::config::Gateway;
-use graphql_aggregator::execute::{Execution, PendingCall};
-use graphql_aggregator::request::HttpRequest;
-use graphql_aggregator::upstream::{CallFailure, CallOutcome};
+use graphql_aggregator_engine::config::Gateway;
+use graphql_aggregator_engine::execute::{Execution, PendingCall};
+use graphql_aggregator_engine::request::HttpRequest;
+use graphql_aggregator_engine::upstream::{CallFailure, CallOutcome};
 use mock_functions::{answer_get, DataSet};
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use graphql_aggregator::config::Gateway;
-use graphql_aggregator::execute::Execution;
-use graphql_aggregator::request::HttpRequest;
-use graphql_aggregator::upstream::CallOutcome;
+use graphql_aggregator_engine::config::Gateway;
+use graphql_aggregator_engine::execute::Execution;
+use graphql_aggregator_engine::request::HttpRequest;
+use graphql_aggregator_engine::upstream::CallOutcome;
 use graphql_corpus::{cases, filter_config, Case, Variant};
 use mock_functions::{answer_path, DataSet, OrderBook};
 use std::collections::HashMap;

@@ -4,9 +4,9 @@
 
 mod common;
 
-use graphql_aggregator::execute::Execution;
-use graphql_aggregator::request::HttpRequest;
-use graphql_aggregator::upstream::CallOutcome;
+use graphql_aggregator_engine::execute::Execution;
+use graphql_aggregator_engine::request::HttpRequest;
+use graphql_aggregator_engine::upstream::CallOutcome;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

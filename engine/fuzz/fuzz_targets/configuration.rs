@@ -3,9 +3,9 @@
 //! answers a request without panicking.
 #![no_main]
 
-use graphql_aggregator::config::Gateway;
-use graphql_aggregator::execute::Execution;
-use graphql_aggregator::request::HttpRequest;
+use graphql_aggregator_engine::config::Gateway;
+use graphql_aggregator_engine::execute::Execution;
+use graphql_aggregator_engine::request::HttpRequest;
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 

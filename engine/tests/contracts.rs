@@ -8,10 +8,10 @@
     clippy::indexing_slicing
 )]
 
-use graphql_aggregator::config::Gateway;
-use graphql_aggregator::execute::Execution;
-use graphql_aggregator::request::HttpRequest;
-use graphql_aggregator::upstream::CallOutcome;
+use graphql_aggregator_engine::config::Gateway;
+use graphql_aggregator_engine::execute::Execution;
+use graphql_aggregator_engine::request::HttpRequest;
+use graphql_aggregator_engine::upstream::CallOutcome;
 use serde_json::{json, Value};
 use std::sync::Arc;
 

@@ -2,9 +2,9 @@
 //! schema with every kind of field (mapped, batched, per parent, abstract,
 //! mutation, templated headers) and small limits so that they are reached.
 
-use graphql_aggregator::config::Gateway;
-use graphql_aggregator::execute::Execution;
-use graphql_aggregator::upstream::CallOutcome;
+use graphql_aggregator_engine::config::Gateway;
+use graphql_aggregator_engine::execute::Execution;
+use graphql_aggregator_engine::upstream::CallOutcome;
 use std::sync::{Arc, OnceLock};
 
 const CONFIG: &str = r#"{

@@ -4,9 +4,9 @@
 
 mod common;
 
-use graphql_aggregator::execute::Execution;
-use graphql_aggregator::request::HttpRequest;
-use graphql_aggregator::upstream::{CallFailure, CallOutcome};
+use graphql_aggregator_engine::execute::Execution;
+use graphql_aggregator_engine::request::HttpRequest;
+use graphql_aggregator_engine::upstream::{CallFailure, CallOutcome};
 use libfuzzer_sys::fuzz_target;
 
 const QUERY: &[u8] = br#"{"query": "{ user(id: \"1\") { id name score orders { id amount count } each { id } } users { id name orders { amount } each { count } } node(id: \"n\") { id ... on User { name } ... on Order { amount } } search(text: \"x\") { ... on User { id } ... on Order { amount } } }"}"#;
