@@ -5,26 +5,41 @@
 //! the object's `__typename`, and the only possible type when there is just
 //! one. Anything else is a field error that says what to configure.
 
-use crate::key_path::lookup;
-use crate::response::FieldFailure;
+use crate::answer::{Answer, NodeId};
+use crate::error::{ErrorCode, FieldError};
 use crate::schema::Discriminator;
-use apollo_compiler::response::{JsonMap, JsonValue};
 use apollo_compiler::schema::ExtendedType;
 use apollo_compiler::{Name, Schema};
 use std::collections::HashMap;
 
-/// The concrete object type of `object`, a value of the declared type.
+/// The concrete object type of `object` (an object node of `answer`), a
+/// value of the declared type.
 pub fn concrete_type(
     schema: &Schema,
     discriminators: &HashMap<Name, Discriminator>,
     declared: &Name,
-    object: &JsonMap,
-) -> Result<Name, FieldFailure> {
+    answer: &Answer,
+    object: NodeId,
+) -> Result<Name, FieldError> {
     if let Some(ExtendedType::Object(_)) = schema.types.get(declared) {
         return Ok(declared.clone());
     }
+    let mut buffer = String::new();
     if let Some(discriminator) = discriminators.get(declared) {
-        if let Some(value) = lookup(object, &discriminator.field).and_then(text) {
+        let found = answer
+            .lookup(object, &discriminator.field)
+            .filter(|n| {
+                matches!(
+                    answer.node(*n),
+                    crate::answer::Node::Str(_)
+                        | crate::answer::Node::Int(_)
+                        | crate::answer::Node::UInt(_)
+                        | crate::answer::Node::Float(_)
+                )
+            })
+            .and_then(|n| answer.scalar_text(n, &mut buffer))
+            .map(str::to_string);
+        if let Some(value) = found {
             let type_name = discriminator.type_for(&value);
             return possible(schema, declared, type_name).ok_or_else(|| {
                 unresolved(
@@ -38,7 +53,13 @@ pub fn concrete_type(
             });
         }
     }
-    if let Some(typename) = object.get("__typename").and_then(JsonValue::as_str) {
+    let typename = answer
+        .get(object, "__typename")
+        .and_then(|n| match answer.node(n) {
+            crate::answer::Node::Str(span) => Some(answer.text(span)),
+            _ => None,
+        });
+    if let Some(typename) = typename {
         return possible(schema, declared, typename).ok_or_else(|| {
             unresolved(
                 schema,
@@ -83,26 +104,18 @@ fn possible_types(schema: &Schema, declared: &Name) -> Vec<Name> {
         .collect()
 }
 
-fn unresolved(schema: &Schema, declared: &Name, why: String) -> FieldFailure {
+fn unresolved(schema: &Schema, declared: &Name, why: String) -> FieldError {
     let names: Vec<String> = possible_types(schema, declared)
         .iter()
         .map(Name::to_string)
         .collect();
-    FieldFailure::new(
+    FieldError::new(
+        ErrorCode::AbstractTypeUnresolved,
         format!(
             "cannot decide the concrete type of {declared} ({}): {why}",
             names.join(", ")
         ),
-        "ABSTRACT_TYPE_UNRESOLVED",
     )
-}
-
-fn text(value: &JsonValue) -> Option<String> {
-    match value {
-        JsonValue::String(s) => Some(s.as_str().to_string()),
-        JsonValue::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -114,8 +127,8 @@ mod tests {
         union R = User | Item  union Solo = User
         interface I { id: ID } type User implements I { id: ID } type Item implements I { id: ID }";
 
-    fn object(json: serde_json::Value) -> JsonMap {
-        JsonValue::from(json).as_object().cloned().unwrap()
+    fn object(json: serde_json::Value) -> Answer {
+        Answer::parse(json.to_string().as_bytes()).unwrap()
     }
 
     fn name(n: &str) -> Name {
@@ -133,8 +146,10 @@ mod tests {
                 types: vec![("user".into(), name("User"))],
             },
         );
-        let decide =
-            |t: &str, json| concrete_type(&schema, &discriminators, &name(t), &object(json));
+        let decide = |t: &str, json| {
+            let answer = object(json);
+            concrete_type(&schema, &discriminators, &name(t), &answer, answer.root())
+        };
         let kind = serde_json::json!({"meta": {"kind": "user"}, "__typename": "Item"});
         assert_eq!(decide("R", kind).unwrap(), "User");
         assert_eq!(
@@ -159,9 +174,6 @@ mod tests {
         let e = decide("I", serde_json::json!({"id": 1})).unwrap_err();
         assert!(e.message.contains("@discriminator"), "{e:?}");
         let e = decide("I", serde_json::json!({"__typename": "Query"})).unwrap_err();
-        assert_eq!(
-            e.extensions.get("code").and_then(|c| c.as_str()),
-            Some("ABSTRACT_TYPE_UNRESOLVED")
-        );
+        assert_eq!(e.code, ErrorCode::AbstractTypeUnresolved);
     }
 }

@@ -153,6 +153,10 @@ pub struct Gateway {
     /// Problems that did not stop the configuration from loading; the adapter
     /// logs them.
     pub warnings: Vec<String>,
+    /// Which object types implement each interface (for introspection),
+    /// computed once.
+    pub implementers:
+        apollo_compiler::collections::HashMap<Name, apollo_compiler::schema::Implementers>,
 }
 
 impl Gateway {
@@ -185,7 +189,9 @@ impl Gateway {
             Some(ms) => Duration::from_millis(ms),
             None => DEFAULT_DEADLINE,
         };
+        let implementers = loaded.api.implementers_map();
         Ok(Gateway {
+            implementers,
             schema: loaded.api,
             resolvers: loaded.resolvers,
             discriminators: loaded.discriminators,
@@ -335,7 +341,7 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         }
     };
     Ok(Upstream {
-        name,
+        name: name.as_str().into(),
         target: raw.target,
         authority,
         path_prefix: prefix,

@@ -33,13 +33,18 @@
 //! ```
 
 pub mod abstract_type;
+pub mod answer;
+pub mod arguments;
 pub mod cache_control;
 pub mod config;
+pub mod error;
 pub mod execute;
+pub mod fetched;
 pub mod key_path;
 pub mod limits;
 pub mod plan;
 pub mod plan_cache;
+pub mod reply;
 pub mod request;
 pub mod response;
 pub mod schema;

@@ -4,11 +4,10 @@
 //! fields and planned calls. Calls made, calls in flight and batch sizes are
 //! also enforced while the request runs.
 
-use crate::plan::{collect_fields, GroupedFields};
 use crate::schema::Resolvers;
 use apollo_compiler::executable::{Operation, Selection, SelectionSet};
 use apollo_compiler::response::{JsonMap, JsonValue};
-use apollo_compiler::{ExecutableDocument, Name, Schema};
+use apollo_compiler::{ExecutableDocument, Name};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -37,6 +36,16 @@ pub struct Limits {
     pub max_batch_size: usize,
     /// Largest function answer, in bytes; larger answers are a field error.
     pub max_response_bytes: usize,
+    /// Most bytes of parsed function answers one request holds at once; an
+    /// answer that would go over is a field error.
+    pub max_held_answer_bytes: usize,
+    /// Most objects plus list items in one reply. Counted while children
+    /// are planned (so no function is called for a reply that would be
+    /// refused) and while the reply is written; over it, the request is
+    /// answered with this error alone.
+    pub max_reply_objects: usize,
+    /// Largest reply body, in bytes (data and errors).
+    pub max_reply_bytes: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +61,9 @@ impl Default for Limits {
             max_concurrent_calls: 64,
             max_batch_size: 100,
             max_response_bytes: 1024 * 1024,
+            max_held_answer_bytes: 16 * 1024 * 1024,
+            max_reply_objects: 100_000,
+            max_reply_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -69,6 +81,9 @@ impl Limits {
             ("max_concurrent_calls", self.max_concurrent_calls),
             ("max_batch_size", self.max_batch_size),
             ("max_response_bytes", self.max_response_bytes),
+            ("max_held_answer_bytes", self.max_held_answer_bytes),
+            ("max_reply_objects", self.max_reply_objects),
+            ("max_reply_bytes", self.max_reply_bytes),
         ];
         all.into_iter()
             .filter(|(_, v)| *v == 0)
@@ -92,6 +107,9 @@ pub struct LimitExceeded {
     pub max: usize,
     /// What the request has (at least this much).
     pub actual: usize,
+    /// Where in the reply (a response path) or the schema (a field
+    /// coordinate) it was hit, for limits that are hit while executing.
+    pub at: Option<String>,
 }
 
 impl fmt::Display for LimitExceeded {
@@ -104,13 +122,21 @@ impl fmt::Display for LimitExceeded {
             "max_aliases" => "the query has more aliases",
             "max_root_fields" => "the operation selects more root fields",
             "max_calls" => "the request needs more function calls",
+            "max_reply_objects" => "the reply has more objects and list items",
+            "max_reply_bytes" => "the reply has more bytes",
+            "max_held_answer_bytes" => "the function answers held for this request have more bytes",
+            "plan_fields" => "the query's plan has more fields (fragments expanded per type)",
             _ => "the request exceeds a limit",
         };
         write!(
             f,
             "{what} than this gateway allows: {} > {} (`limits.{}`)",
             self.actual, self.max, self.limit
-        )
+        )?;
+        match &self.at {
+            Some(at) => write!(f, ", at {at}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -122,6 +148,9 @@ impl LimitExceeded {
         map.insert("limit", JsonValue::from(self.limit));
         map.insert("max", JsonValue::from(self.max));
         map.insert("actual", JsonValue::from(self.actual));
+        if let Some(at) = &self.at {
+            map.insert("at", JsonValue::from(at.as_str()));
+        }
         map
     }
 }
@@ -129,23 +158,26 @@ impl LimitExceeded {
 /// Checks a size against a limit.
 pub fn check(limit: &'static str, max: usize, actual: usize) -> Result<(), LimitExceeded> {
     if actual > max {
-        Err(LimitExceeded { limit, max, actual })
+        Err(LimitExceeded {
+            limit,
+            max,
+            actual,
+            at: None,
+        })
     } else {
         Ok(())
     }
 }
 
-/// Checks the selected operation of a valid document: depth, aliases, root
-/// fields, and the calls it will make at least (one per mapped field
-/// selected, lists not yet known).
+/// Checks the selected operation of a valid document: depth, aliases, and
+/// the calls it will make at least (one per mapped field selected, lists
+/// not yet known). Root fields are counted by the plan.
 pub fn check_operation(
     limits: &Limits,
     resolvers: &Resolvers,
     document: &ExecutableDocument,
     operation: &Operation,
-    root_fields: &GroupedFields,
 ) -> Result<(), LimitExceeded> {
-    check("max_root_fields", limits.max_root_fields, root_fields.len())?;
     let mut walk = Walk {
         document,
         resolvers,
@@ -237,26 +269,6 @@ impl Walk<'_> {
     }
 }
 
-/// The root fields an operation selects (fragments and `@skip`/`@include`
-/// applied).
-pub fn root_fields(
-    schema: &Schema,
-    document: &ExecutableDocument,
-    variables: &JsonMap,
-    operation: &Operation,
-) -> GroupedFields {
-    match schema.get_object(operation.object_type()) {
-        Some(root) => collect_fields(
-            schema,
-            document,
-            variables,
-            root,
-            &operation.selection_set.selections,
-        ),
-        None => GroupedFields::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,14 +286,7 @@ mod tests {
         let document =
             ExecutableDocument::parse_and_validate(&gateway.schema, query, "q.graphql").unwrap();
         let operation = document.operations.get(None).unwrap();
-        let roots = root_fields(&gateway.schema, &document, &JsonMap::new(), operation);
-        check_operation(
-            &gateway.limits,
-            &gateway.resolvers,
-            &document,
-            operation,
-            &roots,
-        )
+        check_operation(&gateway.limits, &gateway.resolvers, &document, operation)
     }
 
     #[test]
@@ -298,12 +303,10 @@ mod tests {
     }
 
     #[test]
-    fn aliases_roots_and_planned_calls() {
+    fn aliases_and_planned_calls() {
         let g = gateway(r#"{"max_aliases": 1, "max_root_fields": 2, "max_calls": 3}"#);
         let e = check_query(&g, "{ a: user { id } b: user { id } }").unwrap_err();
         assert_eq!(e.limit, "max_aliases");
-        let e = check_query(&g, "{ a: user { id } user { id } __typename }").unwrap_err();
-        assert_eq!(e.limit, "max_root_fields");
         let e = check_query(&g, "{ user { friend { friend { friend { id } } } } }").unwrap_err();
         assert_eq!((e.limit, e.actual), ("max_calls", 4));
     }

@@ -1,72 +1,473 @@
-//! Planning: which fields an object contributes to the response (field
-//! collection, with fragments and `@skip`/`@include`), and the argument
-//! values a field's function is called with.
+//! The compiled plan of one operation: everything about a request that
+//! depends only on its document (and on the values of the variables its
+//! `@skip`/`@include` conditions read), computed once and cached.
+//!
+//! A plan is a graph of selection sets. Each set knows, per concrete object
+//! type, its fields in response order (the spec's `CollectFields()` done
+//! once): the response key already escaped as JSON, the field's type and
+//! leaf coercion, where its value comes from (a function call with its
+//! arguments bound, a key of the parent's JSON, `__typename`,
+//! introspection) and the set of its sub-selection. Sets are shared: the
+//! same fragment under the same type compiles once, so a plan's size is
+//! bounded by its document's, however often fragments are spread.
 
+use crate::arguments::{argument_values, uses_variables};
+use crate::config::Gateway;
+use crate::limits::LimitExceeded;
+use crate::schema::ResolverId;
 use apollo_compiler::ast::Value;
-use apollo_compiler::executable::{Field, Selection};
-use apollo_compiler::response::{JsonMap, JsonValue as Json};
+use apollo_compiler::executable::{Field, Operation, OperationType, Selection, SelectionSet};
+use apollo_compiler::parser::SourceSpan;
+use apollo_compiler::response::JsonMap;
 use apollo_compiler::schema::{ExtendedType, FieldDefinition, ObjectType, Type};
+use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name, Node, Schema};
 use indexmap::IndexMap;
-use serde_json::Number;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-/// The fields of one object, grouped by response key (alias or name), in
-/// document order. Each group holds every selection of that key, whose
-/// sub-selections are merged.
-pub type GroupedFields = IndexMap<Name, Vec<Node<Field>>>;
+/// The most fields one plan may hold (fields of all selection sets, per
+/// concrete type). A document within the other limits stays far below.
+pub const MAX_PLAN_FIELDS: usize = 20_000;
 
-/// The spec's `CollectFields()` for a concrete object type.
-pub fn collect_fields<'a>(
-    schema: &Schema,
-    document: &'a ExecutableDocument,
+/// Identifies a selection set of a [`Plan`].
+pub type SetId = u32;
+
+/// Identifies a field of a [`Plan`].
+pub type FieldId = u32;
+
+/// The compiled plan of one operation.
+#[derive(Debug)]
+pub struct Plan {
+    /// The validated document (introspection and error locations read it).
+    pub document: Arc<Valid<ExecutableDocument>>,
+    /// The operation's name, if it has one.
+    pub operation_name: Option<Name>,
+    /// Every field of every set.
+    pub fields: Vec<FieldPlan>,
+    /// Every selection set.
+    pub sets: Vec<SelectionSetPlan>,
+    /// The operation's root selection set.
+    pub root: SetId,
+    /// The root type (`Query` or `Mutation`).
+    pub root_type: Name,
+    /// Whether the operation is a mutation (root fields run one after
+    /// another).
+    pub mutation: bool,
+    /// Whether the root selects `__schema` or `__type`.
+    pub introspection: bool,
+    /// How many root fields the operation selects.
+    pub root_fields: usize,
+}
+
+/// A selection set, compiled for each object type its values can have.
+#[derive(Debug, Default)]
+pub struct SelectionSetPlan {
+    /// The fields per concrete object type, in response order.
+    pub types: Vec<(Name, Vec<FieldId>)>,
+    /// Whether a function is called somewhere at or below this set (if not,
+    /// its values are read from their parent's JSON when the reply is
+    /// written, and never walked before).
+    pub fetches: bool,
+}
+
+impl SelectionSetPlan {
+    /// The fields selected on objects of `type_name`.
+    pub fn fields_for(&self, type_name: &str) -> Option<&[FieldId]> {
+        self.types
+            .iter()
+            .find(|(name, _)| name == type_name)
+            .map(|(_, fields)| fields.as_slice())
+    }
+}
+
+/// One field of a selection set, for one concrete parent type.
+#[derive(Debug)]
+pub struct FieldPlan {
+    /// The response key (alias or name).
+    pub key: Name,
+    /// `"key":`, escaped, ready to write.
+    pub key_json: Box<[u8]>,
+    /// `Type.field`, for messages.
+    pub coordinate: Box<str>,
+    /// Where the field is in the document (its first selection).
+    pub location: Option<SourceSpan>,
+    /// The field's output type.
+    pub ty: Type,
+    /// Leaf coercion, or the sub-selection.
+    pub shape: Shape,
+    /// Where its value comes from.
+    pub source: FieldSource,
+}
+
+/// What a field's values are.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// A scalar or an enum, coerced as the spec says.
+    Leaf(LeafKind),
+    /// Objects; the set says what is selected on them. `abstract_type` is
+    /// the interface or union the concrete type must be resolved for.
+    Composite {
+        /// The sub-selection.
+        set: SetId,
+        /// The interface or union, when the type is abstract.
+        abstract_type: Option<Name>,
+    },
+}
+
+/// The spec's result coercion of a leaf type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafKind {
+    /// `Int`: a 32-bit integer (an integral float within range too).
+    Int,
+    /// `Float`: any number.
+    Float,
+    /// `String`.
+    String,
+    /// `Boolean`.
+    Boolean,
+    /// `ID`: a string, or an integer serialised as a string.
+    Id,
+    /// An enum: one of its values.
+    Enum(Name),
+    /// A custom scalar: any JSON, passed through.
+    Custom,
+}
+
+/// Where a field's value comes from.
+#[derive(Debug, Clone)]
+pub enum FieldSource {
+    /// `__typename`.
+    Typename,
+    /// `__schema` or `__type` (answered by apollo-compiler).
+    Introspection,
+    /// A key of the parent's JSON: the field's name, or its `@from` path.
+    Parent(ParentKey),
+    /// A function call.
+    Call {
+        /// The resolver in the gateway's table.
+        resolver: ResolverId,
+        /// The arguments it is called with.
+        arguments: Arguments,
+    },
+}
+
+/// The key of the parent's JSON a field is read from.
+#[derive(Debug, Clone)]
+pub enum ParentKey {
+    /// The field's own name.
+    Name(Name),
+    /// An `@from` key path.
+    Path(Vec<String>),
+}
+
+/// A field's argument values.
+#[derive(Debug, Clone)]
+pub enum Arguments {
+    /// Without variables: the same for every request.
+    Constant(Arc<JsonMap>),
+    /// Using variables: computed per request from the field and its
+    /// definition.
+    PerRequest(Node<Field>, Node<FieldDefinition>),
+}
+
+impl Arguments {
+    /// The argument values for a request's coerced variables.
+    pub fn values(&self, schema: &Schema, variables: &JsonMap) -> Arc<JsonMap> {
+        match self {
+            Arguments::Constant(values) => values.clone(),
+            Arguments::PerRequest(field, definition) => {
+                Arc::new(argument_values(schema, definition, field, variables))
+            }
+        }
+    }
+}
+
+/// Why an operation cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// Over a limit.
+    Limit(LimitExceeded),
+    /// The document has no such operation.
+    NoOperation(String),
+}
+
+/// Compile the plan of `operation` for the given coerced variables (only
+/// the values its `@skip`/`@include` conditions read matter).
+pub fn compile(
+    gateway: &Gateway,
+    document: &Arc<Valid<ExecutableDocument>>,
+    operation: &Operation,
     variables: &JsonMap,
-    object_type: &ObjectType,
-    selections: impl IntoIterator<Item = &'a Selection>,
-) -> GroupedFields {
-    let mut collector = Collector {
-        schema,
+) -> Result<Plan, PlanError> {
+    let root_type = operation.object_type().clone();
+    let mut compiler = Compiler {
+        gateway,
         document,
         variables,
-        object_type,
-        visited: HashSet::new(),
-        grouped: GroupedFields::new(),
+        fields: Vec::new(),
+        sets: Vec::new(),
+        memo: HashMap::new(),
     };
-    collector.collect(selections);
-    collector.grouped
+    let root = compiler.set(&root_type, &[&operation.selection_set])?;
+    let root_fields = compiler
+        .sets
+        .get(root as usize)
+        .and_then(|s| s.types.first())
+        .map_or(0, |(_, fields)| fields.len());
+    let introspection = compiler
+        .sets
+        .get(root as usize)
+        .and_then(|s| s.types.first())
+        .is_some_and(|(_, fields)| {
+            fields.iter().any(|f| {
+                compiler
+                    .fields
+                    .get(*f as usize)
+                    .is_some_and(|f| matches!(f.source, FieldSource::Introspection))
+            })
+        });
+    Ok(Plan {
+        document: document.clone(),
+        operation_name: operation.name.clone(),
+        fields: compiler.fields,
+        sets: compiler.sets,
+        root,
+        root_type,
+        mutation: operation.operation_type == OperationType::Mutation,
+        introspection,
+        root_fields,
+    })
 }
 
-/// The state of one `CollectFields()`: the fragments already expanded and
-/// the fields gathered so far.
-struct Collector<'s, 'a> {
-    schema: &'s Schema,
+/// The variables an operation's `@skip`/`@include` conditions read, in
+/// document order (each once): the plan depends on their values only.
+pub fn condition_variables(document: &ExecutableDocument) -> Vec<Name> {
+    let mut names: Vec<Name> = Vec::new();
+    let mut visit = |set: &SelectionSet| {
+        let mut stack = vec![set];
+        while let Some(set) = stack.pop() {
+            for selection in &set.selections {
+                for directive in selection.directives().iter() {
+                    if directive.name == "skip" || directive.name == "include" {
+                        if let Some(Value::Variable(v)) = directive
+                            .specified_argument_by_name("if")
+                            .map(|v| v.as_ref())
+                        {
+                            if !names.contains(v) {
+                                names.push(v.clone());
+                            }
+                        }
+                    }
+                }
+                match selection {
+                    Selection::Field(f) => stack.push(&f.selection_set),
+                    Selection::InlineFragment(i) => stack.push(&i.selection_set),
+                    Selection::FragmentSpread(_) => {}
+                }
+            }
+        }
+    };
+    for operation in document.operations.iter() {
+        visit(&operation.selection_set);
+    }
+    for fragment in document.fragments.values() {
+        visit(&fragment.selection_set);
+    }
+    names
+}
+
+/// The compile state: the plan so far and the sets already compiled, by
+/// their type and the document's selection sets merged into them.
+struct Compiler<'a> {
+    gateway: &'a Gateway,
     document: &'a ExecutableDocument,
-    variables: &'s JsonMap,
-    object_type: &'s ObjectType,
-    visited: HashSet<Name>,
-    grouped: GroupedFields,
+    variables: &'a JsonMap,
+    fields: Vec<FieldPlan>,
+    sets: Vec<SelectionSetPlan>,
+    memo: HashMap<(Name, Vec<usize>), SetId>,
 }
 
-impl<'a> Collector<'_, 'a> {
-    fn collect(&mut self, selections: impl IntoIterator<Item = &'a Selection>) {
+/// The fields of one object, grouped by response key, in document order.
+type GroupedFields<'a> = IndexMap<&'a Name, Vec<&'a Node<Field>>>;
+
+impl<'a> Compiler<'a> {
+    /// The set selecting `groups` (merged) on values of type `type_name`.
+    fn set(&mut self, type_name: &Name, groups: &[&'a SelectionSet]) -> Result<SetId, PlanError> {
+        let schema = &self.gateway.schema;
+        // A set's identity is what it collects: the document's field nodes
+        // (by address; the plan keeps the document alive) per object type.
+        // The same fragment spread in many places is one set.
+        let mut identity = Vec::new();
+        let mut collected = Vec::new();
+        for object_type in possible_types(schema, type_name) {
+            let grouped = self.collect(object_type, groups);
+            identity.push(std::ptr::from_ref::<ObjectType>(object_type) as usize);
+            for fields in grouped.values() {
+                identity.extend(
+                    fields
+                        .iter()
+                        .map(|f| std::ptr::from_ref::<Node<Field>>(*f) as usize),
+                );
+                identity.push(0);
+            }
+            collected.push((object_type, grouped));
+        }
+        let memo_key = (type_name.clone(), identity);
+        if let Some(id) = self.memo.get(&memo_key) {
+            return Ok(*id);
+        }
+        let id = SetId::try_from(self.sets.len()).map_err(|_| too_big(self.fields.len()))?;
+        self.sets.push(SelectionSetPlan::default());
+        self.memo.insert(memo_key, id);
+        let mut types = Vec::with_capacity(collected.len());
+        let mut fetches = false;
+        for (object_type, grouped) in collected {
+            let mut ids = Vec::with_capacity(grouped.len());
+            for (key, fields) in grouped {
+                let (field, field_fetches) = self.field(object_type, key, &fields)?;
+                fetches |= field_fetches;
+                if self.fields.len() >= MAX_PLAN_FIELDS {
+                    return Err(too_big(self.fields.len() + 1));
+                }
+                let id =
+                    FieldId::try_from(self.fields.len()).map_err(|_| too_big(self.fields.len()))?;
+                self.fields.push(field);
+                ids.push(id);
+            }
+            types.push((object_type.name.clone(), ids));
+        }
+        if let Some(set) = self.sets.get_mut(id as usize) {
+            set.types = types;
+            set.fetches = fetches;
+        }
+        Ok(id)
+    }
+
+    /// One field of `object_type`, and whether a function is called at or
+    /// below it.
+    fn field(
+        &mut self,
+        object_type: &ObjectType,
+        key: &Name,
+        fields: &[&'a Node<Field>],
+    ) -> Result<(FieldPlan, bool), PlanError> {
+        let gateway = self.gateway;
+        let schema = &gateway.schema;
+        let first = fields.first().copied().ok_or_else(|| too_big(0))?;
+        let name = &first.name;
+        let coordinate = format!("{}.{}", object_type.name, name).into_boxed_str();
+        let mut key_json = Vec::with_capacity(key.len() + 3);
+        crate::answer::write_str(&mut key_json, key);
+        key_json.push(b':');
+        let location = first.location();
+        let leaf = |kind| (Shape::Leaf(kind), false);
+        let (source, ty) = match name.as_str() {
+            "__typename" => (FieldSource::Typename, first.definition.ty.clone()),
+            "__schema" | "__type" => (FieldSource::Introspection, first.definition.ty.clone()),
+            _ => {
+                let Some(definition) = object_type.fields.get(name) else {
+                    return Err(PlanError::NoOperation(format!("no field {coordinate}")));
+                };
+                let source = match gateway.resolvers.find(&object_type.name, name) {
+                    Some((resolver, _)) => FieldSource::Call {
+                        resolver,
+                        arguments: if uses_variables(first) {
+                            Arguments::PerRequest((*first).clone(), definition.node.clone())
+                        } else {
+                            Arguments::Constant(Arc::new(argument_values(
+                                schema,
+                                definition,
+                                first,
+                                &JsonMap::new(),
+                            )))
+                        },
+                    },
+                    None => FieldSource::Parent(
+                        match gateway
+                            .renames
+                            .get(&(object_type.name.clone(), name.clone()))
+                        {
+                            Some(path) => ParentKey::Path(path.clone()),
+                            None => ParentKey::Name(name.clone()),
+                        },
+                    ),
+                };
+                (source, definition.ty.clone())
+            }
+        };
+        let calls = matches!(source, FieldSource::Call { .. });
+        let (shape, below) = match &source {
+            FieldSource::Introspection => (Shape::Leaf(LeafKind::Custom), false),
+            _ => {
+                let named = ty.inner_named_type();
+                match schema.types.get(named) {
+                    Some(ExtendedType::Scalar(_)) | None => leaf(scalar_kind(named)),
+                    Some(ExtendedType::Enum(_)) => leaf(LeafKind::Enum(named.clone())),
+                    Some(composite) => {
+                        let groups: Vec<&'a SelectionSet> =
+                            fields.iter().map(|f| &f.selection_set).collect();
+                        let set = self.set(named, &groups)?;
+                        let below = self.sets.get(set as usize).is_some_and(|s| s.fetches);
+                        let abstract_type = (!composite.is_object()).then(|| named.clone());
+                        (Shape::Composite { set, abstract_type }, below)
+                    }
+                }
+            }
+        };
+        Ok((
+            FieldPlan {
+                key: key.clone(),
+                key_json: key_json.into_boxed_slice(),
+                coordinate,
+                location,
+                ty,
+                shape,
+                source,
+            },
+            calls || below,
+        ))
+    }
+
+    /// The spec's `CollectFields()` for `object_type` over merged sets.
+    fn collect(&self, object_type: &ObjectType, groups: &[&'a SelectionSet]) -> GroupedFields<'a> {
+        let mut grouped = GroupedFields::new();
+        let mut visited = HashSet::new();
+        for group in groups {
+            self.collect_into(object_type, &group.selections, &mut visited, &mut grouped);
+        }
+        grouped
+    }
+
+    fn collect_into(
+        &self,
+        object_type: &ObjectType,
+        selections: &'a [Selection],
+        visited: &mut HashSet<&'a Name>,
+        grouped: &mut GroupedFields<'a>,
+    ) {
+        let schema = &self.gateway.schema;
         for selection in selections {
             if !is_included(selection, self.variables) {
                 continue;
             }
             match selection {
-                Selection::Field(field) => self
-                    .grouped
-                    .entry(field.response_key().clone())
-                    .or_default()
-                    .push(field.clone()),
+                Selection::Field(field) => {
+                    grouped.entry(field.response_key()).or_default().push(field)
+                }
                 Selection::FragmentSpread(spread) => {
-                    if !self.visited.insert(spread.fragment_name.clone()) {
+                    if !visited.insert(&spread.fragment_name) {
                         continue;
                     }
-                    let document = self.document;
+                    let document: &'a ExecutableDocument = self.document;
                     if let Some(fragment) = document.fragments.get(&spread.fragment_name) {
-                        if applies(self.schema, self.object_type, fragment.type_condition()) {
-                            self.collect(&fragment.selection_set.selections);
+                        if applies(schema, object_type, fragment.type_condition()) {
+                            self.collect_into(
+                                object_type,
+                                &fragment.selection_set.selections,
+                                visited,
+                                grouped,
+                            );
                         }
                     }
                 }
@@ -74,13 +475,56 @@ impl<'a> Collector<'_, 'a> {
                     let applies = inline
                         .type_condition
                         .as_ref()
-                        .is_none_or(|c| applies(self.schema, self.object_type, c));
+                        .is_none_or(|c| applies(schema, object_type, c));
                     if applies {
-                        self.collect(&inline.selection_set.selections);
+                        self.collect_into(
+                            object_type,
+                            &inline.selection_set.selections,
+                            visited,
+                            grouped,
+                        );
                     }
                 }
             }
         }
+    }
+}
+
+fn too_big(actual: usize) -> PlanError {
+    PlanError::Limit(LimitExceeded {
+        limit: "plan_fields",
+        max: MAX_PLAN_FIELDS,
+        actual,
+        at: None,
+    })
+}
+
+fn scalar_kind(name: &Name) -> LeafKind {
+    match name.as_str() {
+        "Int" => LeafKind::Int,
+        "Float" => LeafKind::Float,
+        "String" => LeafKind::String,
+        "Boolean" => LeafKind::Boolean,
+        "ID" => LeafKind::Id,
+        _ => LeafKind::Custom,
+    }
+}
+
+/// The object types a value of `type_name` can have, in schema order.
+fn possible_types<'s>(schema: &'s Schema, type_name: &Name) -> Vec<&'s ObjectType> {
+    match schema.types.get(type_name) {
+        Some(ExtendedType::Object(object)) => vec![object.as_ref()],
+        Some(_) => schema
+            .types
+            .values()
+            .filter_map(|t| match t {
+                ExtendedType::Object(o) if schema.is_subtype(type_name, &o.name) => {
+                    Some(o.as_ref())
+                }
+                _ => None,
+            })
+            .collect(),
+        None => Vec::new(),
     }
 }
 
@@ -109,207 +553,100 @@ fn is_included(selection: &Selection, variables: &JsonMap) -> bool {
     !condition("skip").unwrap_or(false) && condition("include").unwrap_or(true)
 }
 
-/// The selections under every field of a group, in order: the merged
-/// sub-selection of a response key.
-pub fn sub_selections(fields: &[Node<Field>]) -> impl Iterator<Item = &Selection> {
-    fields
-        .iter()
-        .flat_map(|f| f.selection_set.selections.iter())
-}
-
-/// The argument values of a field as JSON, as the spec's
-/// `CoerceArgumentValues()` gives them: variables substituted (from already
-/// coerced variable values), defaults filled in, also inside input objects,
-/// and a single value given for a list wrapped in a list. Arguments that are
-/// absent and have no default are left out.
-pub fn argument_values(
-    schema: &Schema,
-    definition: &FieldDefinition,
-    field: &Field,
-    variables: &JsonMap,
-) -> JsonMap {
-    let mut out = JsonMap::new();
-    for argument in &definition.arguments {
-        let given = field
-            .arguments
-            .iter()
-            .find(|a| a.name == argument.name)
-            .and_then(|a| match a.value.as_ref() {
-                Value::Variable(v) => variables.get(v.as_str()).cloned(),
-                other => Some(input_value(schema, &argument.ty, other, variables)),
-            });
-        let value = given.or_else(|| {
-            argument
-                .default_value
-                .as_ref()
-                .map(|d| input_value(schema, &argument.ty, d, variables))
-        });
-        if let Some(value) = value {
-            out.insert(argument.name.as_str(), value);
-        }
-    }
-    out
-}
-
-/// A literal input value of type `ty` as JSON, with input-object defaults
-/// and list wrapping applied.
-fn input_value(schema: &Schema, ty: &Type, value: &Value, variables: &JsonMap) -> Json {
-    match (value, ty) {
-        (Value::Variable(v), _) => variables.get(v.as_str()).cloned().unwrap_or(Json::Null),
-        (Value::Null, _) => Json::Null,
-        (Value::List(items), Type::List(inner) | Type::NonNullList(inner)) => Json::Array(
-            items
-                .iter()
-                .map(|item| input_value(schema, inner, item, variables))
-                .collect(),
-        ),
-        (single, Type::List(inner) | Type::NonNullList(inner)) => {
-            Json::Array(vec![input_value(schema, inner, single, variables)])
-        }
-        (Value::Object(given), Type::Named(name) | Type::NonNullNamed(name)) => {
-            let Some(input) = schema.get_input_object(name) else {
-                return to_json(value, variables);
-            };
-            let mut out = JsonMap::new();
-            for (field_name, field) in &input.fields {
-                let supplied = given
-                    .iter()
-                    .find(|(k, _)| k == field_name)
-                    .map(|(_, v)| v.as_ref())
-                    .filter(|v| match v {
-                        // An input field given an absent variable is absent.
-                        Value::Variable(var) => variables.contains_key(var.as_str()),
-                        _ => true,
-                    });
-                let value = match (supplied, &field.default_value) {
-                    (Some(v), _) => input_value(schema, &field.ty, v, variables),
-                    (None, Some(default)) => input_value(schema, &field.ty, default, variables),
-                    (None, None) => continue,
-                };
-                out.insert(field_name.as_str(), value);
-            }
-            Json::Object(out)
-        }
-        _ => to_json(value, variables),
-    }
-}
-
-/// A GraphQL input value as JSON.
-pub fn to_json(value: &Value, variables: &JsonMap) -> Json {
-    match value {
-        Value::Null => Json::Null,
-        Value::Enum(name) => Json::String(name.as_str().into()),
-        Value::Variable(v) => variables.get(v.as_str()).cloned().unwrap_or(Json::Null),
-        Value::String(s) => Json::String(s.as_str().into()),
-        Value::Float(f) => f
-            .try_to_f64()
-            .ok()
-            .and_then(Number::from_f64)
-            .map_or(Json::Null, Json::Number),
-        Value::Int(i) => match i.as_str().parse::<i64>() {
-            Ok(n) => Json::Number(n.into()),
-            Err(_) => i
-                .try_to_f64()
-                .ok()
-                .and_then(Number::from_f64)
-                .map_or(Json::Null, Json::Number),
-        },
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::List(items) => Json::Array(items.iter().map(|i| to_json(i, variables)).collect()),
-        Value::Object(fields) => Json::Object(
-            fields
-                .iter()
-                .filter_map(|(k, v)| match v.as_ref() {
-                    // An input field given an absent variable is absent.
-                    Value::Variable(var) if !variables.contains_key(var.as_str()) => None,
-                    v => Some((k.as_str().into(), to_json(v, variables))),
-                })
-                .collect(),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use apollo_compiler::ExecutableDocument;
     use serde_json::json;
 
-    const SDL: &str =
-        "type Query { user(id: ID!, limit: Int = 10, tags: [String], page: Page): User }
-        input Page { size: Int = 20 after: String sort: [String] = [\"id\"] }
-        interface Named { name: String } type User implements Named { id: ID name: String }";
-
-    fn setup(
-        query: &str,
-    ) -> (
-        apollo_compiler::validation::Valid<Schema>,
-        apollo_compiler::validation::Valid<ExecutableDocument>,
-    ) {
-        let schema = Schema::parse_and_validate(SDL, "s.graphql").unwrap();
-        let doc = ExecutableDocument::parse_and_validate(&schema, query, "q.graphql").unwrap();
-        (schema, doc)
+    fn gateway() -> Gateway {
+        let config = json!({
+            "schema": "type Query { user(id: ID!): User @http(upstream: \"fn\", path: \"/u?id={args.id}\") }
+                interface Named { name: String }
+                type User implements Named { id: ID name: String friend: User @http(upstream: \"fn\", path: \"/f\") }",
+            "upstreams": {"fn": {"target": "fn"}}
+        });
+        Gateway::from_json(&config.to_string()).unwrap()
     }
 
-    fn keys(query: &str, variables: serde_json::Value, type_name: &str) -> Vec<String> {
-        let (schema, doc) = setup(query);
-        let op = doc.operations.get(None).unwrap();
-        let vars = Json::from(variables)
+    fn plan(gateway: &Gateway, query: &str, variables: serde_json::Value) -> Plan {
+        let document = Arc::new(
+            ExecutableDocument::parse_and_validate(&gateway.schema, query, "q.graphql").unwrap(),
+        );
+        let operation = document.operations.get(None).unwrap();
+        let variables = apollo_compiler::response::JsonValue::from(variables)
             .as_object()
             .cloned()
             .unwrap_or_default();
-        let root = schema.get_object("Query").unwrap();
-        let grouped = collect_fields(&schema, &doc, &vars, root, &op.selection_set.selections);
-        let user = grouped.values().next().unwrap();
-        let object = schema.get_object(type_name).unwrap();
-        collect_fields(&schema, &doc, &vars, object, sub_selections(user))
-            .keys()
-            .map(|k| k.to_string())
+        compile(gateway, &document, operation, &variables).unwrap()
+    }
+
+    fn keys(plan: &Plan, set: SetId, type_name: &str) -> Vec<String> {
+        plan.sets[set as usize]
+            .fields_for(type_name)
+            .unwrap()
+            .iter()
+            .map(|f| plan.fields[*f as usize].key.to_string())
             .collect()
+    }
+
+    fn user_set(plan: &Plan) -> SetId {
+        let root = plan.sets[plan.root as usize].fields_for("Query").unwrap();
+        match plan.fields[root[0] as usize].shape {
+            Shape::Composite { set, .. } => set,
+            _ => panic!("user is an object"),
+        }
     }
 
     #[test]
     fn collects_fragments_aliases_and_conditions() {
+        let g = gateway();
         let q = "query($s: Boolean!) { user(id: 1) { id ...F n: name @skip(if: $s) ... on Named { name } } }
                  fragment F on User { id name @include(if: false) }";
-        assert_eq!(keys(q, json!({"s": true}), "User"), ["id", "name"]);
-        assert_eq!(keys(q, json!({"s": false}), "User"), ["id", "n", "name"]);
+        let p = plan(&g, q, json!({"s": true}));
+        assert_eq!(keys(&p, user_set(&p), "User"), ["id", "name"]);
+        let p = plan(&g, q, json!({"s": false}));
+        assert_eq!(keys(&p, user_set(&p), "User"), ["id", "n", "name"]);
+        let document = ExecutableDocument::parse_and_validate(&g.schema, q, "q").unwrap();
+        assert_eq!(condition_variables(&document), ["s"]);
     }
 
     #[test]
-    fn arguments_use_variables_and_defaults() {
-        let (schema, doc) =
-            setup("query($id: ID!, $t: String) { user(id: $id, tags: [\"a\", $t]) { id } }");
-        let op = doc.operations.get(None).unwrap();
-        let Some(Selection::Field(field)) = op.selection_set.selections.first() else {
+    fn knows_where_functions_are_called() {
+        let g = gateway();
+        let p = plan(&g, "{ user(id: 1) { id friend { name } } }", json!({}));
+        let user = user_set(&p);
+        assert!(p.sets[user as usize].fetches);
+        assert!(p.sets[p.root as usize].fetches);
+        let friend = p.sets[user as usize].fields_for("User").unwrap()[1];
+        let Shape::Composite { set, .. } = p.fields[friend as usize].shape else {
             panic!()
         };
-        let def = schema.type_field("Query", "user").unwrap();
-        let vars = Json::from(json!({"id": "7", "t": "b"}))
-            .as_object()
-            .cloned()
-            .unwrap();
-        assert_eq!(
-            Json::Object(argument_values(&schema, def, field, &vars)),
-            Json::from(json!({"id": "7", "limit": 10, "tags": ["a", "b"]}))
+        assert!(
+            !p.sets[set as usize].fetches,
+            "friend's name is read, not fetched"
         );
+        assert!(matches!(
+            &p.fields[friend as usize].source,
+            FieldSource::Call {
+                arguments: Arguments::Constant(_),
+                ..
+            }
+        ));
     }
 
     #[test]
-    fn literal_input_objects_get_their_defaults_and_lists_their_wrapping() {
-        let (schema, doc) = setup(
-            "query($a: String) { user(id: 1, tags: \"x\", page: {after: $a, sort: \"name\"}) { id } }",
-        );
-        let op = doc.operations.get(None).unwrap();
-        let Some(Selection::Field(field)) = op.selection_set.selections.first() else {
-            panic!()
-        };
-        let def = schema.type_field("Query", "user").unwrap();
-        assert_eq!(
-            Json::Object(argument_values(&schema, def, field, &JsonMap::new())),
-            Json::from(
-                json!({"id": 1, "limit": 10, "tags": ["x"], "page": {"size": 20, "sort": ["name"]}})
-            )
-        );
+    fn fragments_spread_many_times_compile_once() {
+        let g = gateway();
+        let mut query = String::from("{ user(id: 1) { ...F0 } }\n");
+        for i in 0..30 {
+            query.push_str(&format!(
+                "fragment F{i} on User {{ friend {{ ...F{next} }} a{i}: friend {{ ...F{next} }} }}\n",
+                next = i + 1
+            ));
+        }
+        query.push_str("fragment F30 on User { id }");
+        // 2^30 places in a response, a few dozen sets in the plan.
+        let p = plan(&g, &query, json!({}));
+        assert!(p.sets.len() < 100, "{}", p.sets.len());
     }
 }

@@ -1,33 +1,86 @@
 //! The plan cache: each distinct GraphQL document (with its operation name)
-//! is parsed and validated once per VM, not once per request. Variables are
-//! still coerced, and limits checked, per request.
+//! is parsed, validated and measured against the limits once per VM, and
+//! each of its plans — one per combination of the values its
+//! `@skip`/`@include` variables take — compiled once. Variables are still
+//! coerced per request.
 //!
-//! A bounded least-recently-used map; one per plugin configuration (a new
+//! A bounded least-recently-used map looked up by a hash of the text (no
+//! key is allocated to look up); one cache per plugin configuration (a new
 //! configuration starts an empty cache, since validation depends on the
-//! schema).
+//! schema). Documents refused by a limit are never cached.
 
+use crate::plan::Plan;
 use apollo_compiler::validation::Valid;
-use apollo_compiler::ExecutableDocument;
+use apollo_compiler::{ExecutableDocument, Name};
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// A parsed and validated document.
-pub type Compiled = Arc<Valid<ExecutableDocument>>;
+/// The most plans kept per document (combinations of condition values).
+pub const MAX_VARIANTS: usize = 16;
 
-/// The cache key: the document text and the operation name.
-type Key = (String, Option<String>);
+/// A parsed, validated and measured document.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The validated document.
+    pub document: Arc<Valid<ExecutableDocument>>,
+    /// The variables its `@skip`/`@include` conditions read.
+    pub conditions: Vec<Name>,
+    variants: Vec<(u64, Arc<Plan>)>,
+}
 
-/// A bounded LRU cache of validated documents, with hit/miss counters.
+impl Prepared {
+    /// A document not planned yet.
+    pub fn new(document: Arc<Valid<ExecutableDocument>>, conditions: Vec<Name>) -> Self {
+        Prepared {
+            document,
+            conditions,
+            variants: Vec::new(),
+        }
+    }
+
+    /// The plan for these condition values, if compiled.
+    pub fn plan(&self, conditions: u64) -> Option<Arc<Plan>> {
+        self.variants
+            .iter()
+            .find(|(c, _)| *c == conditions)
+            .map(|(_, p)| p.clone())
+    }
+
+    /// Keeps a plan (up to [`MAX_VARIANTS`] per document).
+    pub fn add_plan(&mut self, conditions: u64, plan: Arc<Plan>) {
+        if self.variants.len() < MAX_VARIANTS {
+            self.variants.push((conditions, plan));
+        }
+    }
+}
+
+/// A cached document: its text (to tell hash collisions apart), what was
+/// prepared from it, and when it was last used.
+#[derive(Debug)]
+struct Entry {
+    query: Box<str>,
+    operation_name: Option<Box<str>>,
+    prepared: Prepared,
+    used: u64,
+}
+
+/// A bounded LRU cache of prepared documents, with hit/miss counters.
 #[derive(Debug)]
 pub struct PlanCache {
     capacity: usize,
-    entries: HashMap<Key, (Compiled, u64)>,
+    entries: HashMap<u64, Entry>,
     clock: u64,
     /// Lookups that found their document.
     pub hits: u64,
     /// Lookups that did not.
     pub misses: u64,
 }
+
+/// A document's key in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key(u64);
 
 impl PlanCache {
     /// An empty cache holding at most `capacity` documents (0 disables it).
@@ -41,42 +94,82 @@ impl PlanCache {
         }
     }
 
-    /// The document compiled for `query` and `operation_name`, if cached.
-    pub fn get(&mut self, query: &str, operation_name: Option<&str>) -> Option<Compiled> {
+    /// The key of a document and operation name.
+    pub fn key(query: &str, operation_name: Option<&str>) -> Key {
+        let mut hasher = DefaultHasher::new();
+        query.hash(&mut hasher);
+        operation_name.hash(&mut hasher);
+        Key(hasher.finish())
+    }
+
+    /// The document prepared for `query` and `operation_name`, if cached.
+    pub fn get(
+        &mut self,
+        key: Key,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Option<&mut Prepared> {
         self.clock += 1;
-        let key = (query.to_string(), operation_name.map(str::to_string));
-        match self.entries.get_mut(&key) {
-            Some((compiled, used)) => {
-                *used = self.clock;
+        let clock = self.clock;
+        match self.entries.get_mut(&key.0) {
+            Some(entry)
+                if &*entry.query == query && entry.operation_name.as_deref() == operation_name =>
+            {
+                entry.used = clock;
                 self.hits += 1;
-                Some(compiled.clone())
+                Some(&mut entry.prepared)
             }
-            None => {
+            _ => {
                 self.misses += 1;
                 None
             }
         }
     }
 
-    /// Remembers a compiled document, evicting the least recently used one
-    /// when full.
-    pub fn insert(&mut self, query: &str, operation_name: Option<&str>, compiled: Compiled) {
+    /// [`PlanCache::get`] without counting a hit or a miss.
+    pub fn peek(
+        &mut self,
+        key: Key,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Option<&mut Prepared> {
+        self.entries
+            .get_mut(&key.0)
+            .filter(|e| &*e.query == query && e.operation_name.as_deref() == operation_name)
+            .map(|e| &mut e.prepared)
+    }
+
+    /// Remembers a prepared document, evicting the least recently used one
+    /// when full; returns it.
+    pub fn insert(
+        &mut self,
+        key: Key,
+        query: &str,
+        operation_name: Option<&str>,
+        prepared: Prepared,
+    ) -> Option<&mut Prepared> {
         if self.capacity == 0 {
-            return;
+            return None;
         }
-        if self.entries.len() >= self.capacity {
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key.0) {
             let oldest = self
                 .entries
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(key, _)| key.clone());
+                .min_by_key(|(_, entry)| entry.used)
+                .map(|(key, _)| *key);
             if let Some(oldest) = oldest {
                 self.entries.remove(&oldest);
             }
         }
         self.clock += 1;
-        let key = (query.to_string(), operation_name.map(str::to_string));
-        self.entries.insert(key, (compiled, self.clock));
+        let entry = Entry {
+            query: query.into(),
+            operation_name: operation_name.map(Into::into),
+            prepared,
+            used: self.clock,
+        };
+        self.entries.insert(key.0, entry);
+        self.entries.get_mut(&key.0).map(|e| &mut e.prepared)
     }
 
     /// How many documents are cached.
@@ -95,23 +188,35 @@ mod tests {
     use super::*;
     use apollo_compiler::Schema;
 
-    fn compiled(query: &str) -> Compiled {
+    fn prepared(query: &str) -> Prepared {
         let schema =
             Schema::parse_and_validate("type Query { a: Int b: Int }", "s.graphql").unwrap();
-        Arc::new(ExecutableDocument::parse_and_validate(&schema, query, "q.graphql").unwrap())
+        let document =
+            Arc::new(ExecutableDocument::parse_and_validate(&schema, query, "q.graphql").unwrap());
+        Prepared::new(document, Vec::new())
+    }
+
+    fn get(cache: &mut PlanCache, query: &str, name: Option<&str>) -> bool {
+        cache
+            .get(PlanCache::key(query, name), query, name)
+            .is_some()
+    }
+
+    fn insert(cache: &mut PlanCache, query: &str) {
+        cache.insert(PlanCache::key(query, None), query, None, prepared(query));
     }
 
     #[test]
     fn keeps_the_most_recently_used() {
         let mut cache = PlanCache::new(2);
-        cache.insert("{ a }", None, compiled("{ a }"));
-        cache.insert("{ b }", None, compiled("{ b }"));
-        assert!(cache.get("{ a }", None).is_some()); // a is now the most recent
-        cache.insert("{ a b }", None, compiled("{ a b }")); // evicts b
-        assert!(cache.get("{ b }", None).is_none());
-        assert!(cache.get("{ a }", None).is_some());
+        insert(&mut cache, "{ a }");
+        insert(&mut cache, "{ b }");
+        assert!(get(&mut cache, "{ a }", None)); // a is now the most recent
+        insert(&mut cache, "{ a b }"); // evicts b
+        assert!(!get(&mut cache, "{ b }", None));
+        assert!(get(&mut cache, "{ a }", None));
         assert!(
-            cache.get("{ a }", Some("Op")).is_none(),
+            !get(&mut cache, "{ a }", Some("Op")),
             "keyed by operation name too"
         );
         assert_eq!((cache.hits, cache.misses, cache.len()), (2, 2, 2));
@@ -120,7 +225,7 @@ mod tests {
     #[test]
     fn capacity_zero_caches_nothing() {
         let mut cache = PlanCache::new(0);
-        cache.insert("{ a }", None, compiled("{ a }"));
+        insert(&mut cache, "{ a }");
         assert!(cache.is_empty());
     }
 }

@@ -11,6 +11,7 @@
 //! Every substituted value is percent-encoded, so an argument can never add a
 //! path segment, a query parameter or a fragment.
 
+use crate::answer::{Answer, Node, NodeId};
 use apollo_compiler::response::{JsonMap, JsonValue as Value};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt;
@@ -45,12 +46,19 @@ impl Source {
     }
 
     /// Look the value up; `None` when absent or null.
-    pub fn lookup<'a>(&self, values: &Values<'a>) -> Option<&'a Value> {
-        let (root, path) = match self {
-            Source::Argument(path) => (values.args, path),
-            Source::Parent(path) => (values.parent, path),
-        };
-        crate::key_path::lookup(root, path).filter(|v| !v.is_null())
+    pub fn lookup<'a>(&self, values: &Values<'a>) -> Option<Found<'a>> {
+        match self {
+            Source::Argument(path) => crate::key_path::lookup(values.args, path)
+                .filter(|v| !v.is_null())
+                .map(Found::Json),
+            Source::Parent(path) => {
+                let (answer, object) = values.parent?;
+                answer
+                    .lookup(object, path)
+                    .filter(|n| !answer.is_null(*n))
+                    .map(|n| Found::Node(answer, n))
+            }
+        }
     }
 }
 
@@ -68,8 +76,50 @@ impl fmt::Display for Source {
 pub struct Values<'a> {
     /// The field's coerced arguments.
     pub args: &'a JsonMap,
-    /// The parent object's JSON (empty for root fields).
-    pub parent: &'a JsonMap,
+    /// The parent object: a node of the answer it came from (none for
+    /// root fields).
+    pub parent: Option<(&'a Answer, NodeId)>,
+}
+
+/// A value a placeholder found: in the arguments, or in the parent's answer.
+#[derive(Debug, Clone, Copy)]
+pub enum Found<'a> {
+    /// An argument value.
+    Json(&'a Value),
+    /// A node of the parent's answer.
+    Node(&'a Answer, NodeId),
+}
+
+impl Found<'_> {
+    /// The items of a list value.
+    fn items(&self) -> Option<Vec<Found<'_>>> {
+        match self {
+            Found::Json(Value::Array(items)) => Some(items.iter().map(Found::Json).collect()),
+            Found::Node(answer, node) if matches!(answer.node(*node), Node::Array(_)) => Some(
+                answer
+                    .items(*node)
+                    .iter()
+                    .map(|i| Found::Node(answer, *i))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        match self {
+            Found::Json(v) => v.is_null(),
+            Found::Node(answer, node) => answer.is_null(*node),
+        }
+    }
+
+    /// The value as JSON (for a body).
+    fn to_json(self) -> Value {
+        match self {
+            Found::Json(v) => v.clone(),
+            Found::Node(answer, node) => answer.to_value(node),
+        }
+    }
 }
 
 /// A template that cannot be used, found when the configuration is loaded.
@@ -210,11 +260,23 @@ fn sources(pieces: &[Piece]) -> impl Iterator<Item = &Source> {
 }
 
 /// The text a scalar contributes to a URL, before encoding.
-fn scalar_text(value: &Value) -> String {
+fn scalar_text(value: Found<'_>) -> String {
     match value {
-        Value::String(s) => s.as_str().to_string(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Found::Json(Value::String(s)) => s.as_str().to_string(),
+        Found::Json(Value::Null) => String::new(),
+        Found::Json(other) => other.to_string(),
+        Found::Node(answer, node) => {
+            let mut buffer = String::new();
+            match answer.scalar_text(node, &mut buffer) {
+                Some(text) => text.to_string(),
+                None if answer.is_null(node) => String::new(),
+                None => {
+                    let mut out = Vec::new();
+                    answer.write_json(node, &mut out);
+                    String::from_utf8(out).unwrap_or_default()
+                }
+            }
+        }
     }
 }
 
@@ -305,16 +367,17 @@ impl PathTemplate {
         };
         for (name, pieces) in &self.query {
             if let [Piece::Value(source)] = pieces.as_slice() {
-                match source.lookup(values) {
-                    None => {}
-                    Some(Value::Array(items)) => {
-                        for item in items.iter().filter(|i| !i.is_null()) {
+                let found = source.lookup(values);
+                match (found, found.as_ref().and_then(Found::items)) {
+                    (None, _) => {}
+                    (Some(_), Some(items)) => {
+                        for item in items.into_iter().filter(|i| !i.is_null()) {
                             let text =
                                 utf8_percent_encode(&scalar_text(item), COMPONENT).to_string();
                             push_pair(&mut out, name, &text);
                         }
                     }
-                    Some(value) => {
+                    (Some(value), None) => {
                         let text = utf8_percent_encode(&scalar_text(value), COMPONENT).to_string();
                         push_pair(&mut out, name, &text);
                     }
@@ -484,7 +547,7 @@ impl BodyTemplate {
         fn walk(node: &BodyNode, values: &Values<'_>) -> Value {
             match node {
                 BodyNode::Literal(v) => v.clone(),
-                BodyNode::Whole(s) => s.lookup(values).cloned().unwrap_or(Value::Null),
+                BodyNode::Whole(s) => s.lookup(values).map_or(Value::Null, Found::to_json),
                 BodyNode::Text(pieces) => Value::String(
                     pieces
                         .iter()
@@ -525,11 +588,7 @@ mod tests {
             JsonMap::new(),
             map(json!({"token": "t\r\nx: y"})),
         );
-        let parent = JsonMap::new();
-        let values = |args| Values {
-            args,
-            parent: &parent,
-        };
+        let values = |args| Values { args, parent: None };
         assert_eq!(header.render(&values(&with)), Ok(Some("Bearer t1".into())));
         assert_eq!(header.render(&values(&none)), Ok(None));
         assert!(header.render(&values(&evil)).is_err());
@@ -546,10 +605,11 @@ mod tests {
         args: serde_json::Value,
         parent: serde_json::Value,
     ) -> Result<String, RenderError> {
-        let (args, parent) = (map(args), map(parent));
+        let args = map(args);
+        let parent = Answer::parse(parent.to_string().as_bytes()).unwrap();
         PathTemplate::parse(template).unwrap().render(&Values {
             args: &args,
-            parent: &parent,
+            parent: Some((&parent, parent.root())),
         })
     }
 
@@ -630,7 +690,7 @@ mod tests {
         let args = map(json!({"input": {"amount": 9.5}, "user": "Al"}));
         let body = template.render(&Values {
             args: &args,
-            parent: &JsonMap::new(),
+            parent: None,
         });
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&body).unwrap(),

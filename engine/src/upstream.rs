@@ -13,7 +13,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     /// The name the schema's `@http(upstream: ...)` refers to.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// What `dispatch_http_call` is given: an Envoy cluster name, or
     /// `host:port` on Kong.
     pub target: String,

@@ -219,6 +219,7 @@ impl HttpContext for Stream {
                 limit: "max_body_bytes",
                 max: max_body,
                 actual: body_size,
+                at: None,
             };
             let media = ResponseMedia::negotiate(self.request.header("accept"));
             self.send(response::limit_exceeded(&exceeded, 413, media));

@@ -1,0 +1,228 @@
+//! Batching: the calls a list of parents would multiply, made once. Parents
+//! gathered while an answer is merged become one call per chunk of
+//! `max_batch_size` distinct keys; the batched answer is indexed once by
+//! key, and each parent finds its share in it by key, never by position.
+
+use super::calls::Waiter;
+use super::Run;
+use crate::answer::{Answer, Node, NodeId};
+use crate::config::Gateway;
+use crate::error::{ErrorCode, FieldError};
+use crate::fetched::{AnswerId, ObjRef, Resolved};
+use crate::schema::Batch;
+use crate::template::{append_query, encode_component};
+use crate::upstream::UpstreamRequest;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// A batched answer's entries, sorted by the hash of their key: found in
+/// logarithmic time, with the key compared to rule out collisions.
+#[derive(Debug)]
+pub(super) struct BatchIndex {
+    /// The node it indexes (an object keyed by key, or a list of items).
+    source: NodeId,
+    /// `(hash of the key, position in the source, the value)`.
+    entries: Vec<(u64, u32, NodeId)>,
+}
+
+fn hash(key: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl BatchIndex {
+    fn build(answer: &Answer, source: NodeId, batch: &Batch) -> Self {
+        let mut buffer = String::new();
+        let mut entries = Vec::new();
+        match &batch.item_key {
+            None => {
+                for (position, (key, value)) in answer.members(source).iter().enumerate() {
+                    let position = u32::try_from(position).unwrap_or(u32::MAX);
+                    entries.push((hash(answer.text(*key)), position, *value));
+                }
+            }
+            Some(item_key) => {
+                for (position, item) in answer.items(source).iter().enumerate() {
+                    let key = answer
+                        .lookup(*item, item_key)
+                        .and_then(|k| answer.scalar_text(k, &mut buffer));
+                    if let Some(key) = key {
+                        let position = u32::try_from(position).unwrap_or(u32::MAX);
+                        entries.push((hash(key), position, *item));
+                    }
+                }
+            }
+        }
+        entries.sort_unstable_by_key(|(h, p, _)| (*h, *p));
+        BatchIndex { source, entries }
+    }
+
+    /// The values whose key is `key`, in answer order.
+    fn find<'i>(
+        &'i self,
+        answer: &'i Answer,
+        batch: &'i Batch,
+        key: &'i str,
+    ) -> impl Iterator<Item = NodeId> + 'i {
+        let wanted = hash(key);
+        let start = self.entries.partition_point(|(h, _, _)| *h < wanted);
+        let mut buffer = String::new();
+        self.entries
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(move |(h, _, _)| *h == wanted)
+            .filter(move |(_, position, value)| {
+                let text = match &batch.item_key {
+                    None => answer
+                        .members(self.source)
+                        .get(*position as usize)
+                        .map(|(k, _)| answer.text(*k)),
+                    Some(item_key) => answer
+                        .lookup(*value, item_key)
+                        .and_then(|k| answer.scalar_text(k, &mut buffer)),
+                };
+                text == Some(key)
+            })
+            .map(|(_, _, value)| *value)
+    }
+}
+
+impl Run {
+    /// Turns the batches gathered while merging into one call per chunk of
+    /// distinct keys.
+    pub(super) fn flush_batches(&mut self, gateway: &Gateway) {
+        let max_batch = gateway.limits.max_batch_size.max(1);
+        let batches = std::mem::take(&mut self.calls.batches);
+        for ((resolver_id, template), waiters) in batches {
+            let resolver = gateway.resolvers.get(resolver_id);
+            let batch = resolver.and_then(|r| r.batch.as_ref());
+            let (Some(resolver), Some(batch)) = (resolver, batch) else {
+                for waiter in waiters {
+                    let error = FieldError::new(
+                        ErrorCode::InternalError,
+                        "internal error: a batched field lost its batch form",
+                    );
+                    self.fail(waiter.at, waiter.field, error);
+                }
+                continue;
+            };
+            let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else {
+                continue;
+            };
+            // Distinct keys in order of first appearance, and the chunk
+            // (at most `max_batch_size` keys, one call each) of every key.
+            let mut chunk_of: HashMap<&str, usize> = HashMap::new();
+            let mut chunks: Vec<Vec<String>> = Vec::new();
+            for key in waiters.iter().filter_map(|w| w.batch_key.as_deref()) {
+                if chunk_of.contains_key(key) {
+                    continue;
+                }
+                if chunks.last().is_none_or(|c| c.len() >= max_batch) {
+                    chunks.push(Vec::new());
+                }
+                let index = chunks.len() - 1;
+                if let Some(chunk) = chunks.get_mut(index) {
+                    chunk.push(encode_component(key));
+                }
+                chunk_of.insert(key, index);
+            }
+            let separator = encode_component(&batch.separator).replace("%2C", ",");
+            let requests: Vec<UpstreamRequest> = chunks
+                .iter()
+                .map(|encoded| UpstreamRequest {
+                    path: append_query(&template.path, &batch.param, &encoded.join(&separator)),
+                    ..template.clone()
+                })
+                .collect();
+            let targets: Vec<Option<usize>> = waiters
+                .iter()
+                .map(|w| {
+                    w.batch_key
+                        .as_deref()
+                        .and_then(|k| chunk_of.get(k).copied())
+                })
+                .collect();
+            let name = upstream.name.clone();
+            for (waiter, target) in waiters.into_iter().zip(targets) {
+                if let Some(request) = target.and_then(|i| requests.get(i)) {
+                    self.enqueue(gateway, request.clone(), &name, waiter);
+                }
+            }
+        }
+    }
+
+    /// A parent's share of a batched answer (at `node` of answer `answer`),
+    /// matched by key.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn batch_share(
+        &mut self,
+        gateway: &Gateway,
+        waiter: &Waiter,
+        key: &str,
+        call: super::CallId,
+        answer_id: AnswerId,
+        node: NodeId,
+        list: bool,
+    ) -> Result<Resolved, FieldError> {
+        let batch = gateway
+            .resolvers
+            .get(waiter.resolver)
+            .and_then(|r| r.batch.as_ref());
+        let (Some(batch), Some(held)) = (batch, self.fetched.answer(answer_id)) else {
+            return Ok(Resolved::Null);
+        };
+        let answer = &held.answer;
+        let upstream = held.upstream.as_ref();
+        let shape_ok = matches!(
+            (&batch.item_key, answer.node(node)),
+            (None, Node::Object(_)) | (Some(_), Node::Array(_))
+        );
+        if !shape_ok {
+            let expected = match batch.item_key {
+                None => "an object keyed by the batch keys",
+                Some(_) => "a list of items carrying the batch key",
+            };
+            let coordinate = gateway
+                .resolvers
+                .get(waiter.resolver)
+                .map_or("", |r| r.coordinate.as_str());
+            return Err(FieldError::bad_shape(upstream, coordinate, expected));
+        }
+        let Some((_, slot)) = self.calls.result(call) else {
+            return Ok(Resolved::Null);
+        };
+        if slot.as_ref().is_none_or(|i| i.source != node) {
+            *slot = Some(BatchIndex::build(answer, node, batch));
+        }
+        let Some(index) = slot.as_ref() else {
+            return Ok(Resolved::Null);
+        };
+        let at = |node| ObjRef {
+            answer: answer_id,
+            node,
+        };
+        match &batch.item_key {
+            None => match index.find(answer, batch, key).last() {
+                Some(value) => Ok(Resolved::Value(at(value))),
+                None => {
+                    let mut error = FieldError::new(
+                        ErrorCode::UpstreamBadResponse,
+                        format!("the batched answer has no entry for key {key:?}"),
+                    );
+                    error.upstream = upstream.cloned();
+                    Err(error)
+                }
+            },
+            Some(_) if list => Ok(Resolved::Items(
+                index.find(answer, batch, key).map(at).collect(),
+            )),
+            Some(_) => Ok(index
+                .find(answer, batch, key)
+                .next()
+                .map_or(Resolved::Null, |v| Resolved::Value(at(v)))),
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The call table of a request: every call rendered, de-duplicated (an
+//! identical call is made once and its answer shared), queued, dispatched
+//! within the concurrency limit, and answered.
+
+use super::{CallId, PendingCall, Run};
+use crate::answer::NodeId;
+use crate::config::Gateway;
+use crate::error::{ErrorCode, FieldError};
+use crate::fetched::{AnswerId, ErrorId, ObjRef, Resolved};
+use crate::plan::FieldId;
+use crate::schema::ResolverId;
+use crate::template::Values;
+use crate::upstream::{is_safe_header_value, Upstream, UpstreamRequest, REQUEST_ID_HEADER};
+use indexmap::IndexMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A field waiting for a call's answer.
+#[derive(Debug, Clone)]
+pub(super) struct Waiter {
+    /// The object the field belongs to.
+    pub at: ObjRef,
+    /// The plan field.
+    pub field: FieldId,
+    /// Its resolver.
+    pub resolver: ResolverId,
+    /// For batched calls: this parent's key.
+    pub batch_key: Option<Box<str>>,
+}
+
+/// What a call gave: the data's place in an answer, or an error.
+pub(super) type CallResult = Result<(AnswerId, Option<NodeId>), ErrorId>;
+
+#[derive(Debug)]
+enum CallState {
+    Queued(Vec<Waiter>),
+    InFlight(Vec<Waiter>),
+    Done(CallResult),
+}
+
+#[derive(Debug)]
+struct Call {
+    request: UpstreamRequest,
+    upstream: Arc<str>,
+    state: CallState,
+    /// A batched answer's items by key, built on first use.
+    index: Option<super::batch::BatchIndex>,
+}
+
+/// Every call of a request.
+#[derive(Debug, Default)]
+pub(super) struct Calls {
+    calls: Vec<Call>,
+    by_request: HashMap<UpstreamRequest, CallId>,
+    outbox: Vec<CallId>,
+    in_flight: usize,
+    /// Batched fields gathered while merging: by the request they share
+    /// (without the keys) and the resolver, the parents waiting.
+    pub batches: IndexMap<(ResolverId, UpstreamRequest), Vec<Waiter>>,
+    /// Waiters of calls already answered, to deliver.
+    ready: VecDeque<(Waiter, CallId)>,
+}
+
+impl Calls {
+    /// Whether a call is in flight (its answer is expected).
+    pub fn is_in_flight(&self, id: CallId) -> bool {
+        self.calls
+            .get(id)
+            .is_some_and(|c| matches!(c.state, CallState::InFlight(_)))
+    }
+
+    /// Whether nothing is queued, in flight or waiting to be delivered.
+    pub fn is_idle(&self) -> bool {
+        self.outbox.is_empty()
+            && self.in_flight == 0
+            && self.ready.is_empty()
+            && self.batches.is_empty()
+    }
+
+    /// Whether batches wait to be made into calls.
+    pub fn has_batches(&self) -> bool {
+        !self.batches.is_empty()
+    }
+
+    /// Hands out up to `max_concurrent - in flight` queued calls, each with
+    /// its timeout cut to `remaining` milliseconds.
+    pub fn take(&mut self, max_concurrent: usize, remaining: u64) -> Vec<PendingCall> {
+        let room = max_concurrent.saturating_sub(self.in_flight);
+        let take = room.min(self.outbox.len());
+        let mut out = Vec::with_capacity(take);
+        for id in self.outbox.drain(..take) {
+            let Some(call) = self.calls.get_mut(id) else {
+                continue;
+            };
+            if let CallState::Queued(waiters) = &mut call.state {
+                call.state = CallState::InFlight(std::mem::take(waiters));
+                self.in_flight += 1;
+                let mut request = call.request.clone();
+                request.timeout_ms = request.timeout_ms.min(remaining).max(1);
+                request.deadline_header = Some(remaining.to_string());
+                out.push(PendingCall { id, request });
+            }
+        }
+        out
+    }
+
+    /// A call answered: its waiters, and the upstream it went to.
+    pub fn answered(&mut self, id: CallId) -> Option<(Vec<Waiter>, Arc<str>)> {
+        let call = self.calls.get_mut(id)?;
+        let CallState::InFlight(waiters) = &mut call.state else {
+            return None;
+        };
+        let waiters = std::mem::take(waiters);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some((waiters, call.upstream.clone()))
+    }
+
+    /// Records what a call gave.
+    pub fn complete(&mut self, id: CallId, result: CallResult) {
+        if let Some(call) = self.calls.get_mut(id) {
+            call.state = CallState::Done(result);
+        }
+    }
+
+    /// What a call gave, and its batch index to build or use.
+    pub fn result(
+        &mut self,
+        id: CallId,
+    ) -> Option<(CallResult, &mut Option<super::batch::BatchIndex>)> {
+        let call = self.calls.get_mut(id)?;
+        match call.state {
+            CallState::Done(result) => Some((result, &mut call.index)),
+            _ => None,
+        }
+    }
+
+    /// The next waiter of an already answered call.
+    pub fn next_ready(&mut self) -> Option<(Waiter, CallId)> {
+        self.ready.pop_front()
+    }
+
+    /// Queues a call for `waiter`, or joins an identical one. `Err` when
+    /// the call would be beyond `max_calls`.
+    pub fn enqueue(
+        &mut self,
+        request: UpstreamRequest,
+        upstream: &Arc<str>,
+        waiter: Waiter,
+        max_calls: usize,
+    ) -> Result<(), (Waiter, usize)> {
+        if let Some(&id) = self.by_request.get(&request) {
+            if let Some(call) = self.calls.get_mut(id) {
+                match &mut call.state {
+                    CallState::Queued(waiters) | CallState::InFlight(waiters) => {
+                        waiters.push(waiter)
+                    }
+                    CallState::Done(_) => self.ready.push_back((waiter, id)),
+                }
+                return Ok(());
+            }
+        }
+        let id = self.calls.len();
+        if id >= max_calls {
+            return Err((waiter, id + 1));
+        }
+        self.by_request.insert(request.clone(), id);
+        self.calls.push(Call {
+            request,
+            upstream: upstream.clone(),
+            state: CallState::Queued(vec![waiter]),
+            index: None,
+        });
+        self.outbox.push(id);
+        Ok(())
+    }
+
+    /// The deadline passed: every call still queued or in flight is done,
+    /// and their waiters are handed back with the upstream they waited
+    /// for. Nothing queued or gathered is started any more.
+    pub fn expire(&mut self) -> Vec<(Vec<Waiter>, Arc<str>)> {
+        self.outbox.clear();
+        self.batches.clear();
+        self.ready.clear();
+        self.in_flight = 0;
+        let mut open = Vec::new();
+        for call in &mut self.calls {
+            if let CallState::Queued(waiters) | CallState::InFlight(waiters) = &mut call.state {
+                open.push((std::mem::take(waiters), call.upstream.clone()));
+                call.state = CallState::Done(Err(ErrorId::MAX));
+            }
+        }
+        open
+    }
+}
+
+impl Run {
+    /// A function-backed field of the object `at` fills `occurrences` more
+    /// places of the response: the first time, its call is planned; when
+    /// it is already resolved, its value is walked for these places too.
+    pub(super) fn field_call(
+        &mut self,
+        gateway: &Gateway,
+        at: ObjRef,
+        field: FieldId,
+        resolver: ResolverId,
+        arguments: &crate::plan::Arguments,
+        occurrences: u64,
+    ) {
+        if let Some(entry) = self.fetched.entry_mut(at, field) {
+            entry.occurrences = entry.occurrences.saturating_add(occurrences);
+            let value = entry.value.clone();
+            let plan = self.plan.clone();
+            self.walk_resolved(gateway, &plan, field, &value, occurrences);
+            return;
+        }
+        self.fetched.insert_entry(at, field, occurrences);
+        let Some(resolver_def) = gateway.resolvers.get(resolver) else {
+            return self.fail(
+                at,
+                field,
+                FieldError::new(ErrorCode::InternalError, "internal error: unknown resolver"),
+            );
+        };
+        let Some(upstream) = gateway.upstreams.get(&resolver_def.upstream) else {
+            return self.fail(
+                at,
+                field,
+                FieldError::new(ErrorCode::InternalError, "internal error: unknown upstream"),
+            );
+        };
+        let args = arguments.values(&gateway.schema, &self.variables);
+        let parent = self
+            .fetched
+            .answer(at.answer)
+            .map(|held| (&held.answer, at.node));
+        let values = Values {
+            args: &args,
+            parent,
+        };
+        let rendered = render(upstream, resolver_def, &values, &self.client_headers);
+        let batch_key = resolver_def.batch.as_ref().map(|batch| {
+            let mut buffer = String::new();
+            parent.and_then(|(answer, node)| {
+                let key = answer.lookup(node, &batch.key)?;
+                answer.scalar_text(key, &mut buffer).map(Box::<str>::from)
+            })
+        });
+        let request = match rendered {
+            Ok(request) => request,
+            Err(error) => return self.fail(at, field, error),
+        };
+        let waiter = Waiter {
+            at,
+            field,
+            resolver,
+            batch_key: None,
+        };
+        match batch_key {
+            // Parents whose calls would be identical but for their keys
+            // share one batch (the request is its template).
+            Some(Some(key)) => self
+                .calls
+                .batches
+                .entry((resolver, request))
+                .or_default()
+                .push(Waiter {
+                    batch_key: Some(key),
+                    ..waiter
+                }),
+            // A parent without the batch key has nothing to look up.
+            Some(None) => {
+                if let Some(entry) = self.fetched.entry_mut(at, field) {
+                    entry.value = Resolved::Null;
+                }
+            }
+            None => self.enqueue(gateway, request, &upstream.name.clone(), waiter),
+        }
+    }
+
+    /// Queues a call (or joins an identical one); beyond `max_calls` the
+    /// field fails with `LIMIT_EXCEEDED`.
+    pub(super) fn enqueue(
+        &mut self,
+        gateway: &Gateway,
+        request: UpstreamRequest,
+        upstream: &Arc<str>,
+        waiter: Waiter,
+    ) {
+        let max_calls = gateway.limits.max_calls;
+        if let Err((waiter, actual)) = self.calls.enqueue(request, upstream, waiter, max_calls) {
+            let exceeded = crate::limits::LimitExceeded {
+                limit: "max_calls",
+                max: max_calls,
+                actual,
+                at: None,
+            };
+            self.fail(
+                waiter.at,
+                waiter.field,
+                super::merge::limit_error(&exceeded),
+            );
+        }
+    }
+
+    /// A field fails with `error`.
+    pub(super) fn fail(&mut self, at: ObjRef, field: FieldId, error: FieldError) {
+        let id = self.fetched.add_error(error);
+        if let Some(entry) = self.fetched.entry_mut(at, field) {
+            entry.value = Resolved::Failed(id);
+        }
+    }
+}
+
+/// The call a field needs: path, headers and body rendered from its
+/// arguments and its parent.
+fn render(
+    upstream: &Upstream,
+    resolver: &crate::schema::Resolver,
+    values: &Values<'_>,
+    client: &[(String, String)],
+) -> Result<UpstreamRequest, FieldError> {
+    let invalid = |e: crate::template::RenderError| {
+        FieldError::new(
+            ErrorCode::InvalidFunctionRequest,
+            format!("cannot build the request to {}: {e}", upstream.name),
+        )
+    };
+    let path = resolver.path.render(values).map_err(invalid)?;
+    let mut headers = forwarded_headers(upstream, client);
+    for header in &resolver.headers {
+        if let Some(value) = header.render(values).map_err(invalid)? {
+            set_header(&mut headers, &header.name, &value);
+        }
+    }
+    let mut full_path = String::with_capacity(upstream.path_prefix.len() + path.len());
+    full_path.push_str(&upstream.path_prefix);
+    full_path.push_str(&path);
+    Ok(UpstreamRequest {
+        target: upstream.target.clone(),
+        upstream: upstream.name.to_string(),
+        method: resolver.method.clone(),
+        path: full_path,
+        authority: upstream.authority.clone(),
+        headers,
+        body: resolver.body.as_ref().map(|b| b.render(values)),
+        timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
+        deadline_header: None,
+    })
+}
+
+/// The headers a call to `upstream` carries besides its templated ones: the
+/// client's request id (always), the client headers the upstream forwards
+/// (as they are, or under a new name), and the upstream's constant headers.
+/// Client values with a line break are dropped.
+fn forwarded_headers(upstream: &Upstream, client: &[(String, String)]) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
+        if name == REQUEST_ID_HEADER || upstream.forward_headers.iter().any(|f| f == name) {
+            set_header(&mut headers, name, value);
+        }
+    }
+    for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
+        for (from, to) in &upstream.rename_headers {
+            if from == name {
+                set_header(&mut headers, to, value);
+            }
+        }
+    }
+    for (name, value) in &upstream.headers {
+        set_header(&mut headers, name, value);
+    }
+    headers
+}
+
+/// Sets a header, replacing any earlier value of the same name: later
+/// sources win (forwarded < renamed < constant < templated), so a client
+/// can never override what the configuration sets.
+fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
+    headers.retain(|(n, _)| n != name);
+    headers.push((name.to_string(), value.to_string()));
+}

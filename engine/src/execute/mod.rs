@@ -1,0 +1,577 @@
+//! Execution of one GraphQL request: which function calls are in flight,
+//! what their answers resolved, and what to call next.
+//!
+//! The engine is driven from outside, so that it runs the same under a
+//! Proxy-Wasm host and in native tests:
+//!
+//! 1. [`Execution::start`] parses, validates and plans the request (or takes
+//!    its plan from the cache);
+//! 2. [`Execution::take_calls`] hands out the calls to dispatch now (every
+//!    independent call at once);
+//! 3. [`Execution::on_call_outcome`] takes a call's answer, parses it once,
+//!    and walks it along the plan to find the calls its children need,
+//!    which the next `take_calls` hands out at once;
+//! 4. when nothing is left in flight, [`Execution::reply`] gives the reply,
+//!    written in one pass by [`crate::reply`].
+//!
+//! The parts: [`calls`] (the call table: rendering, de-duplication,
+//! scheduling), [`batch`] (calls a list of parents would multiply, made
+//! once), [`merge`] (answers into the fetched data, and the walk that plans
+//! the next wave) and [`interpret`] (a call's outcome as data or an error).
+
+mod batch;
+mod calls;
+pub mod interpret;
+mod merge;
+
+use crate::cache_control::CachePolicy;
+use crate::config::Gateway;
+use crate::error::{ErrorCode, FieldError};
+use crate::fetched::Fetched;
+use crate::limits::{self, LimitExceeded};
+use crate::plan::{self, Plan, PlanError};
+use crate::plan_cache::{PlanCache, Prepared};
+use crate::reply;
+use crate::request::{self, HttpRequest, ResponseMedia};
+use crate::response::{self, Outcome, Reply};
+use crate::upstream::{CallOutcome, UpstreamRequest};
+use apollo_compiler::executable::OperationType;
+use apollo_compiler::parser::Parser;
+use apollo_compiler::response::JsonMap;
+use apollo_compiler::validation::Valid;
+use apollo_compiler::ExecutableDocument;
+use calls::Calls;
+use std::sync::Arc;
+
+/// Identifies one function call of a request.
+pub type CallId = usize;
+
+/// A call the host should dispatch now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCall {
+    /// Pass it back to [`Execution::on_call_outcome`].
+    pub id: CallId,
+    /// What to send.
+    pub request: UpstreamRequest,
+}
+
+/// Everything a running request holds.
+#[derive(Debug)]
+struct Run {
+    plan: Arc<Plan>,
+    variables: Valid<JsonMap>,
+    fetched: Fetched,
+    calls: Calls,
+    /// Mutation root fields run one after another: the next one's index.
+    next_serial: Option<usize>,
+    /// The client's request headers (names lower case), for forwarding.
+    client_headers: Vec<(String, String)>,
+    /// When the request's time is up, on the host's clock in milliseconds.
+    deadline_at: u64,
+    /// What the answers allow for the reply's `cache-control`.
+    cache: CachePolicy,
+    /// Objects and list items the reply will have at least (counted while
+    /// children are planned).
+    reply_objects: u64,
+    /// A limit hit while executing: the request is answered with it alone.
+    stopped: Option<LimitExceeded>,
+    /// `limits.max_reply_objects`.
+    max_reply_objects: usize,
+}
+
+/// The execution of one GraphQL request.
+#[derive(Debug)]
+pub struct Execution {
+    gateway: Arc<Gateway>,
+    media: ResponseMedia,
+    run: Option<Box<Run>>,
+    reply: Option<Reply>,
+}
+
+impl Execution {
+    /// Parse, validate, check against the limits and plan a request, at
+    /// `now_ms` on the host's clock (milliseconds; only differences matter).
+    /// When the request is refused the execution is finished at once and
+    /// [`Execution::reply`] has the error.
+    pub fn start(gateway: Arc<Gateway>, http: &HttpRequest, now_ms: u64) -> Self {
+        Self::start_cached(gateway, http, now_ms, None)
+    }
+
+    /// [`Execution::start`], taking the document and its plan from `cache`
+    /// when this document was seen before (and remembering them otherwise).
+    pub fn start_cached(
+        gateway: Arc<Gateway>,
+        http: &HttpRequest,
+        now_ms: u64,
+        cache: Option<&mut PlanCache>,
+    ) -> Self {
+        let media = ResponseMedia::negotiate(http.header("accept"));
+        let mut execution = Execution {
+            gateway,
+            media,
+            run: None,
+            reply: None,
+        };
+        match execution.prepare(http, now_ms, cache) {
+            Ok(run) => {
+                execution.run = Some(Box::new(run));
+                if let Some(run) = execution.run.as_mut() {
+                    run.start(&execution.gateway);
+                }
+                execution.settle();
+            }
+            Err(mut reply) => {
+                reply
+                    .headers
+                    .push(("cache-control".into(), "no-store".into()));
+                execution.reply = Some(reply);
+            }
+        }
+        execution
+    }
+
+    fn prepare(
+        &self,
+        http: &HttpRequest,
+        now_ms: u64,
+        cache: Option<&mut PlanCache>,
+    ) -> Result<Run, Reply> {
+        let media = self.media;
+        let gateway = &self.gateway;
+        let limits = &gateway.limits;
+        limits::check("max_body_bytes", limits.max_body_bytes, http.body.len())
+            .map_err(|e| response::limit_exceeded(&e, 413, media))?;
+        let graphql = request::parse(http).map_err(|e| response::request_error(&e, media))?;
+        limits::check(
+            "max_query_bytes",
+            limits.max_query_bytes,
+            graphql.query.len(),
+        )
+        .map_err(|e| response::limit_exceeded(&e, 400, media))?;
+        let operation_name = graphql.operation_name.as_deref();
+        let key = PlanCache::key(&graphql.query, operation_name);
+        let mut cache = cache;
+        let hit = cache
+            .as_deref_mut()
+            .is_some_and(|c| c.get(key, &graphql.query, operation_name).is_some());
+        let mut uncached = None;
+        if !hit {
+            let document = Arc::new(self.compile(&graphql.query)?);
+            // The checks that depend on the document only run before it is
+            // cached: a refused document is never cached.
+            self.check_document(&document, operation_name)?;
+            let conditions = plan::condition_variables(&document);
+            let prepared = Prepared::new(document, conditions);
+            match cache.as_deref_mut() {
+                Some(cache) => {
+                    cache.insert(key, &graphql.query, operation_name, prepared);
+                }
+                None => uncached = Some(prepared),
+            }
+        }
+        let prepared = match cache.and_then(|c| c.peek(key, &graphql.query, operation_name)) {
+            Some(prepared) => prepared,
+            None => match uncached.as_mut() {
+                Some(prepared) => prepared,
+                // A cache of size 0: nothing was kept.
+                None => {
+                    let document = Arc::new(self.compile(&graphql.query)?);
+                    let conditions = plan::condition_variables(&document);
+                    uncached.insert(Prepared::new(document, conditions))
+                }
+            },
+        };
+        let document = prepared.document.clone();
+        let operation = document.operations.get(operation_name).map_err(|e| {
+            request_failure(
+                ErrorCode::OperationResolutionFailure,
+                e.message().to_string(),
+                media,
+            )
+        })?;
+        match operation.operation_type {
+            OperationType::Subscription => {
+                return Err(request_failure(
+                    ErrorCode::SubscriptionNotSupported,
+                    "subscriptions are not supported: this gateway answers queries and mutations"
+                        .into(),
+                    media,
+                ))
+            }
+            OperationType::Mutation if graphql.read_only => {
+                return Err(response::mutation_over_get(media))
+            }
+            _ => {}
+        }
+        let variables = apollo_compiler::request::coerce_variable_values(
+            &gateway.schema,
+            operation,
+            &graphql.variables,
+        )
+        .map_err(|e| request_failure(ErrorCode::BadUserInput, e.message().to_string(), media))?;
+        let mask = condition_mask(&prepared.conditions, &variables);
+        let plan = match prepared.plan(mask) {
+            Some(plan) => plan,
+            None => {
+                let plan = plan::compile(gateway, &document, operation, &variables)
+                    .map(Arc::new)
+                    .map_err(|e| match e {
+                        PlanError::Limit(exceeded) => {
+                            response::limit_exceeded(&exceeded, 400, media)
+                        }
+                        PlanError::NoOperation(message) => {
+                            request_failure(ErrorCode::OperationResolutionFailure, message, media)
+                        }
+                    })?;
+                self.check_plan(&plan)?;
+                prepared.add_plan(mask, plan.clone());
+                plan
+            }
+        };
+        self.check_plan(&plan)?;
+        let deadline_ms = u64::try_from(gateway.deadline.as_millis()).unwrap_or(u64::MAX);
+        Ok(Run {
+            next_serial: plan.mutation.then_some(0),
+            plan,
+            variables,
+            fetched: Fetched::new(),
+            calls: Calls::default(),
+            client_headers: http.headers.clone(),
+            deadline_at: now_ms.saturating_add(deadline_ms),
+            cache: CachePolicy::default(),
+            reply_objects: 0,
+            stopped: None,
+            max_reply_objects: limits.max_reply_objects,
+        })
+    }
+
+    /// Depth, aliases and planned calls: properties of the document.
+    fn check_document(
+        &self,
+        document: &Valid<ExecutableDocument>,
+        operation_name: Option<&str>,
+    ) -> Result<(), Reply> {
+        let Ok(operation) = document.operations.get(operation_name) else {
+            return Ok(()); // answered as an operation resolution failure
+        };
+        let gateway = &self.gateway;
+        limits::check_operation(&gateway.limits, &gateway.resolvers, document, operation)
+            .map_err(|e| response::limit_exceeded(&e, 400, self.media))?;
+        if operation.operation_type == OperationType::Query {
+            // The introspection schema is recursive: apollo-compiler's own
+            // guard against documents that would grow exponentially.
+            apollo_compiler::introspection::check_max_depth(document, operation).map_err(|e| {
+                request_failure(
+                    ErrorCode::LimitExceeded,
+                    e.message().to_string(),
+                    self.media,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Root fields and introspection: properties of a plan.
+    fn check_plan(&self, plan: &Plan) -> Result<(), Reply> {
+        let gateway = &self.gateway;
+        limits::check(
+            "max_root_fields",
+            gateway.limits.max_root_fields,
+            plan.root_fields,
+        )
+        .map_err(|e| response::limit_exceeded(&e, 400, self.media))?;
+        if plan.introspection && !gateway.introspection {
+            return Err(request_failure(
+                ErrorCode::IntrospectionDisabled,
+                "introspection is disabled on this gateway (`\"introspection\": false` in its configuration); `__typename` still works".into(),
+                self.media,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parse (within the token and depth limits) and validate a document.
+    fn compile(&self, query: &str) -> Result<Valid<ExecutableDocument>, Reply> {
+        let media = self.media;
+        let limits = &self.gateway.limits;
+        let schema = &self.gateway.schema;
+        let mut parser = Parser::new()
+            .token_limit(limits.max_query_tokens)
+            .recursion_limit(limits.parser_recursion_limit());
+        let parsed = parser.parse_ast(query, "request.graphql");
+        let ast = parsed.map_err(|e| {
+            let hit = |needle: &str| e.errors.iter().any(|d| d.to_string().contains(needle));
+            let exceeded = if hit("token limit reached") {
+                Some(LimitExceeded {
+                    limit: "max_query_tokens",
+                    max: limits.max_query_tokens,
+                    actual: parser.tokens_reached(),
+                    at: None,
+                })
+            } else if hit("recursion limit reached") {
+                Some(LimitExceeded {
+                    limit: "max_depth",
+                    max: limits.max_depth,
+                    actual: parser.recursion_reached(),
+                    at: None,
+                })
+            } else {
+                None
+            };
+            match exceeded {
+                Some(exceeded) => response::limit_exceeded(&exceeded, 400, media),
+                None => response::document_errors(&e.errors, ErrorCode::GraphqlParseFailed, media),
+            }
+        })?;
+        ast.to_executable_validate(schema).map_err(|e| {
+            response::document_errors(&e.errors, ErrorCode::GraphqlValidationFailed, media)
+        })
+    }
+
+    /// The calls to dispatch now, at `now_ms`: as many as the concurrency
+    /// limit allows, each with its timeout cut to the time left before the
+    /// request's deadline (also sent as the `x-request-deadline-ms` header).
+    /// Each must be answered once through [`Execution::on_call_outcome`],
+    /// with a failure if it could not be dispatched. Past the deadline
+    /// nothing is dispatched: every call still open fails as timed out.
+    pub fn take_calls(&mut self, now_ms: u64) -> Vec<PendingCall> {
+        if self.expire_if_late(now_ms) {
+            return Vec::new();
+        }
+        let max_concurrent = self.gateway.limits.max_concurrent_calls;
+        let Some(run) = self.run.as_mut() else {
+            return Vec::new();
+        };
+        let remaining = run.deadline_at.saturating_sub(now_ms);
+        run.calls.take(max_concurrent, remaining)
+    }
+
+    /// When `now_ms` is past the deadline, fails every call still queued or
+    /// in flight as timed out (their late answers are then ignored) and
+    /// finishes. Returns whether it did.
+    fn expire_if_late(&mut self, now_ms: u64) -> bool {
+        let Some(run) = self.run.as_mut() else {
+            return false;
+        };
+        if now_ms < run.deadline_at {
+            return false;
+        }
+        run.expire(&self.gateway);
+        self.finish();
+        true
+    }
+
+    /// Take a call's outcome at `now_ms`: merge it into the response and
+    /// plan the calls its children need. Unknown or already answered ids are
+    /// ignored. Past the deadline, every other open call is abandoned.
+    pub fn on_call_outcome(&mut self, id: CallId, outcome: CallOutcome, now_ms: u64) {
+        self.on_call_answer(id, outcome, None, now_ms);
+    }
+
+    /// [`Execution::on_call_outcome`], with the answer's `cache-control`
+    /// header (`None`: absent), which the reply's own `cache-control`
+    /// takes into account.
+    pub fn on_call_answer(
+        &mut self,
+        id: CallId,
+        outcome: CallOutcome,
+        cache_control: Option<&str>,
+        now_ms: u64,
+    ) {
+        if let Some(run) = self.run.as_mut() {
+            if run.calls.is_in_flight(id) {
+                run.cache.add(cache_control);
+                run.answer(&self.gateway, id, outcome);
+            }
+        }
+        self.settle();
+        self.expire_if_late(now_ms);
+    }
+
+    /// True once the reply is ready (nothing is, or will be, in flight).
+    pub fn is_finished(&self) -> bool {
+        self.run.is_none()
+    }
+
+    /// The reply, once finished. It is handed out once.
+    pub fn reply(&mut self) -> Option<Reply> {
+        self.reply.take()
+    }
+
+    /// Work that follows from what just happened; the reply when nothing is
+    /// left to do.
+    fn settle(&mut self) {
+        let Some(run) = self.run.as_mut() else { return };
+        if run.settle(&self.gateway) {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        let gateway = &self.gateway;
+        let media = self.media;
+        if let Some(exceeded) = run.stopped.take() {
+            let mut reply = response::limit_exceeded(&exceeded, 400, media);
+            reply
+                .headers
+                .push(("cache-control".into(), "no-store".into()));
+            self.reply = Some(reply);
+            return;
+        }
+        let plan = run.plan.clone();
+        if plan.introspection {
+            if let Ok(operation) = plan.document.operations.get(plan.operation_name.as_deref()) {
+                let introspected = apollo_compiler::introspection::partial_execute(
+                    &gateway.schema,
+                    &gateway.implementers,
+                    &plan.document,
+                    operation,
+                    &run.variables,
+                );
+                if let Ok(response) = introspected {
+                    run.fetched.introspection = response.data;
+                    run.fetched.introspection_errors = response.errors;
+                }
+            }
+        }
+        let mut reply = match reply::write(gateway, &plan, &run.fetched) {
+            Ok(written) => Reply {
+                status: 200,
+                headers: vec![("content-type".into(), media.content_type().into())],
+                body: written.body,
+                outcome: if written.errors == 0 {
+                    Outcome::Ok
+                } else {
+                    Outcome::Partial
+                },
+            },
+            Err(exceeded) => response::limit_exceeded(&exceeded, 400, media),
+        };
+        // Only a query answered without errors may be cached.
+        let cacheable = reply.outcome == Outcome::Ok && !plan.mutation;
+        let value = run.cache.header(cacheable);
+        if value != "no-store" {
+            // The media type follows the client's Accept.
+            reply.headers.push(("vary".into(), "accept".into()));
+        }
+        reply.headers.push(("cache-control".into(), value));
+        self.reply = Some(reply);
+    }
+}
+
+/// A request error (no `data`) with a code.
+fn request_failure(code: ErrorCode, message: String, media: ResponseMedia) -> Reply {
+    response::graphql_error(400, message, code, media)
+}
+
+/// The values of an operation's condition variables, two bits each (absent
+/// or null, false, true): which plan of the document applies.
+fn condition_mask(conditions: &[apollo_compiler::Name], variables: &JsonMap) -> u64 {
+    conditions.iter().enumerate().fold(0, |mask, (i, name)| {
+        let bits: u64 = match variables.get(name.as_str()).and_then(|v| v.as_bool()) {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        match u32::try_from(i * 2) {
+            Ok(shift) if shift < 64 => mask | (bits << shift),
+            // More conditions than bits: such plans share a key only if
+            // the first 32 agree, and are compiled again otherwise.
+            _ => mask ^ bits.rotate_left(i as u32 % 64),
+        }
+    })
+}
+
+impl Run {
+    /// Plans the operation's first wave: every call the root object needs
+    /// (a mutation's first root field only).
+    fn start(&mut self, gateway: &Gateway) {
+        let plan = self.plan.clone();
+        if plan.mutation {
+            self.count(1, plan.root_type.as_str());
+            return;
+        }
+        let root = self.fetched.root();
+        self.walk_object(gateway, &plan, root, plan.root_type.as_str(), plan.root, 1);
+    }
+
+    /// Everything the answers so far make possible; true when the request
+    /// is done (nothing queued, in flight, or left to run).
+    fn settle(&mut self, gateway: &Gateway) -> bool {
+        loop {
+            if self.stopped.is_some() {
+                return true;
+            }
+            if self.deliver_ready(gateway) {
+                continue;
+            }
+            if self.calls.has_batches() {
+                self.flush_batches(gateway);
+                continue;
+            }
+            if self.calls.is_idle() {
+                if let Some(next) = self.next_serial {
+                    if self.run_serial(gateway, next) {
+                        continue;
+                    }
+                }
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// Starts the mutation root field at `index`, if there is one; false
+    /// when none is left.
+    fn run_serial(&mut self, gateway: &Gateway, index: usize) -> bool {
+        let plan = self.plan.clone();
+        let root = self.fetched.root();
+        let fields = plan
+            .sets
+            .get(plan.root as usize)
+            .and_then(|s| s.fields_for(plan.root_type.as_str()))
+            .unwrap_or_default();
+        let Some(field) = fields.get(index) else {
+            self.next_serial = None;
+            return false;
+        };
+        self.next_serial = Some(index + 1);
+        self.field_at(gateway, &plan, root, *field, 1);
+        true
+    }
+
+    /// The deadline passed: every open call fails as timed out, nothing
+    /// more is started.
+    fn expire(&mut self, gateway: &Gateway) {
+        self.next_serial = None;
+        let error = self.fetched.add_error(FieldError::new(
+            ErrorCode::UpstreamTimeout,
+            format!(
+                "a function did not answer within the request's deadline ({} ms)",
+                gateway.deadline.as_millis()
+            ),
+        ));
+        for (waiters, upstream) in self.calls.expire() {
+            // Name the function each waiter was waiting for.
+            let blamed = self.fetched.add_error(
+                FieldError::new(
+                    ErrorCode::UpstreamTimeout,
+                    format!(
+                        "function {upstream} did not answer within the request's deadline ({} ms)",
+                        gateway.deadline.as_millis()
+                    ),
+                )
+                .blame(&upstream),
+            );
+            for waiter in waiters {
+                if let Some(entry) = self.fetched.entry_mut(waiter.at, waiter.field) {
+                    entry.value = crate::fetched::Resolved::Failed(blamed);
+                }
+            }
+        }
+        self.fetched.fail_pending(error);
+    }
+}
