@@ -342,8 +342,8 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
     };
     Ok(Upstream {
         name: name.as_str().into(),
-        target: raw.target,
-        authority,
+        target: raw.target.as_str().into(),
+        authority: authority.as_str().into(),
         path_prefix: prefix,
         timeout,
         forward_headers,
@@ -369,7 +369,7 @@ mod tests {
     fn loads_upstreams_with_defaults() {
         let gateway = Gateway::from_json(&config(r#"{"target": "fn_cluster"}"#)).unwrap();
         let fun = &gateway.upstreams["fn"];
-        assert_eq!(fun.authority, "fn");
+        assert_eq!(&*fun.authority, "fn");
         assert_eq!(fun.timeout, DEFAULT_TIMEOUT);
         assert!(gateway.introspection);
     }

@@ -90,7 +90,7 @@ pub struct Resolver {
     /// The upstream's name in the configuration.
     pub upstream: String,
     /// HTTP method, upper case.
-    pub method: String,
+    pub method: std::sync::Arc<str>,
     /// Path and query template.
     pub path: PathTemplate,
     /// JSON body template, if any.
@@ -112,6 +112,9 @@ pub struct Batch {
     pub param: String,
     /// What joins the keys.
     pub separator: String,
+    /// The separator as it is written in the query string (percent-encoded,
+    /// but for `,`).
+    pub encoded_separator: String,
     /// For list answers: the item key that holds a parent's key. `None`: the
     /// answer is an object keyed by the parent's key.
     pub item_key: Option<Vec<String>>,
@@ -431,7 +434,7 @@ fn resolver(
     Ok(Resolver {
         coordinate: coordinate.to_string(),
         upstream,
-        method,
+        method: method.as_str().into(),
         path,
         body,
         batch,
@@ -466,6 +469,10 @@ fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
     Ok(Batch {
         key,
         param,
+        encoded_separator: crate::template::encode_component(
+            &get("separator").unwrap_or_else(|| ",".to_string()),
+        )
+        .replace("%2C", ","),
         separator: get("separator").unwrap_or_else(|| ",".to_string()),
         item_key: get("itemKey").map(dotted).transpose()?,
     })

@@ -285,6 +285,12 @@ pub fn encode_component(text: &str) -> String {
     utf8_percent_encode(text, COMPONENT).to_string()
 }
 
+/// A value percent-encoded for a path segment or a query parameter, as
+/// pieces to append (no allocation).
+pub fn encode(text: &str) -> impl Iterator<Item = &str> {
+    utf8_percent_encode(text, COMPONENT)
+}
+
 /// Append `name=value` to a rendered path; `value` must already be encoded.
 pub fn append_query(path: &str, name: &str, encoded_value: &str) -> String {
     let separator = if path.contains('?') { '&' } else { '?' };

@@ -1,6 +1,7 @@
 //! Upstreams (the functions the filter may call), the requests it sends them
 //! and the outcomes it gets back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The default time a function call may take before it is abandoned.
@@ -13,12 +14,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upstream {
     /// The name the schema's `@http(upstream: ...)` refers to.
-    pub name: std::sync::Arc<str>,
+    pub name: Arc<str>,
     /// What `dispatch_http_call` is given: an Envoy cluster name, or
     /// `host:port` on Kong.
-    pub target: String,
+    pub target: Arc<str>,
     /// The `:authority` (Host) sent with every call.
-    pub authority: String,
+    pub authority: Arc<str>,
     /// Prepended to every path, e.g. `/function/user-profile` behind an
     /// OpenFaaS gateway. Empty when the function is called directly.
     pub path_prefix: String,
@@ -85,24 +86,25 @@ pub fn is_safe_header_value(value: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UpstreamRequest {
     /// The dispatch target (cluster name or `host:port`).
-    pub target: String,
+    pub target: Arc<str>,
     /// The upstream's name, for logs and errors.
-    pub upstream: String,
+    pub upstream: Arc<str>,
     /// HTTP method, upper case.
-    pub method: String,
+    pub method: Arc<str>,
     /// Path and query string, already percent-encoded.
     pub path: String,
     /// The `:authority` to send.
-    pub authority: String,
-    /// Extra headers (never pseudo-headers).
-    pub headers: Vec<(String, String)>,
+    pub authority: Arc<str>,
+    /// Extra headers (never pseudo-headers); shared by the calls of a
+    /// request that send the same ones.
+    pub headers: Arc<[(String, String)]>,
     /// JSON body, for methods that carry one.
     pub body: Option<Vec<u8>>,
     /// Call timeout in milliseconds.
     pub timeout_ms: u64,
     /// The request's remaining budget in milliseconds, sent as
     /// [`DEADLINE_HEADER`] (set when the call is dispatched).
-    pub deadline_header: Option<String>,
+    pub deadline_header: Option<Arc<str>>,
 }
 
 /// The header that identifies the client's request; it is sent with every
@@ -117,16 +119,16 @@ impl UpstreamRequest {
     /// All headers to hand to the host, pseudo-headers first.
     pub fn host_headers(&self) -> Vec<(&str, &str)> {
         let mut headers = vec![
-            (":method", self.method.as_str()),
+            (":method", self.method.as_ref()),
             (":path", self.path.as_str()),
-            (":authority", self.authority.as_str()),
+            (":authority", self.authority.as_ref()),
         ];
         if self.body.is_some() {
             headers.push(("content-type", "application/json"));
         }
         headers.push(("accept", "application/json"));
         if let Some(ms) = &self.deadline_header {
-            headers.push((DEADLINE_HEADER, ms.as_str()));
+            headers.push((DEADLINE_HEADER, ms.as_ref()));
         }
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         headers

@@ -58,7 +58,7 @@ fn run(
         }
         for call in calls {
             let (body, cache) = answer(&call.request.path);
-            headers.push(call.request.headers.clone());
+            headers.push(call.request.headers.to_vec());
             let outcome = CallOutcome::response(200, body.to_string().into_bytes());
             execution.on_call_answer(call.id, outcome, cache, 0);
         }

@@ -10,7 +10,7 @@ use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
 use crate::fetched::{AnswerId, ObjRef, Resolved};
 use crate::schema::Batch;
-use crate::template::{append_query, encode_component};
+use crate::template::{encode, encode_component};
 use crate::upstream::UpstreamRequest;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -112,43 +112,94 @@ impl Run {
             let Some(upstream) = gateway.upstreams.get(&resolver.upstream) else {
                 continue;
             };
-            // Distinct keys in order of first appearance, and the chunk
-            // (at most `max_batch_size` keys, one call each) of every key.
-            let mut chunk_of: HashMap<&str, usize> = HashMap::new();
-            let mut chunks: Vec<Vec<String>> = Vec::new();
-            for key in waiters.iter().filter_map(|w| w.batch_key.as_deref()) {
-                if chunk_of.contains_key(key) {
+            // Distinct keys in order of first appearance, in chunks of at
+            // most `max_batch_size` keys (one call each); each waiter goes
+            // to its key's chunk.
+            let mut distinct: Vec<&str> = Vec::with_capacity(waiters.len());
+            let mut chunk_of_waiter: Vec<usize> = Vec::with_capacity(waiters.len());
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for waiter in &waiters {
+                let key = waiter.batch_key.as_deref().unwrap_or_default();
+                // Few keys: a scan; many: a map.
+                let found = if distinct.len() <= 16 {
+                    distinct.iter().position(|k| *k == key)
+                } else {
+                    if seen.is_empty() {
+                        seen.extend(distinct.iter().enumerate().map(|(i, k)| (*k, i)));
+                    }
+                    seen.get(key).copied()
+                };
+                let position = match found {
+                    Some(position) => position,
+                    None => {
+                        distinct.push(key);
+                        if !seen.is_empty() {
+                            seen.insert(key, distinct.len() - 1);
+                        }
+                        distinct.len() - 1
+                    }
+                };
+                chunk_of_waiter.push(position / max_batch);
+            }
+            let separator = &batch.encoded_separator;
+            let param = encode_component(&batch.param);
+            let mut requests: Vec<Option<UpstreamRequest>> = distinct
+                .chunks(max_batch)
+                .map(|keys| {
+                    let mut path = String::with_capacity(
+                        template.path.len() + param.len() + 2 + keys.len() * 4,
+                    );
+                    path.push_str(&template.path);
+                    path.push(if template.path.contains('?') {
+                        '&'
+                    } else {
+                        '?'
+                    });
+                    path.push_str(&param);
+                    path.push('=');
+                    for (i, key) in keys.iter().enumerate() {
+                        if i > 0 {
+                            path.push_str(separator);
+                        }
+                        path.extend(encode(key));
+                    }
+                    Some(UpstreamRequest {
+                        path,
+                        ..template.clone()
+                    })
+                })
+                .collect();
+            drop(seen);
+            let name = upstream.name.clone();
+            // The first waiter of a chunk makes (or joins) its call; the
+            // others join that call by its id.
+            let mut calls: Vec<Option<super::CallId>> = vec![None; requests.len()];
+            for (waiter, chunk) in waiters.into_iter().zip(chunk_of_waiter) {
+                if let Some(Some(id)) = calls.get(chunk) {
+                    self.calls.join(*id, waiter);
                     continue;
                 }
-                if chunks.last().is_none_or(|c| c.len() >= max_batch) {
-                    chunks.push(Vec::new());
-                }
-                let index = chunks.len() - 1;
-                if let Some(chunk) = chunks.get_mut(index) {
-                    chunk.push(encode_component(key));
-                }
-                chunk_of.insert(key, index);
-            }
-            let separator = encode_component(&batch.separator).replace("%2C", ",");
-            let requests: Vec<UpstreamRequest> = chunks
-                .iter()
-                .map(|encoded| UpstreamRequest {
-                    path: append_query(&template.path, &batch.param, &encoded.join(&separator)),
-                    ..template.clone()
-                })
-                .collect();
-            let targets: Vec<Option<usize>> = waiters
-                .iter()
-                .map(|w| {
-                    w.batch_key
-                        .as_deref()
-                        .and_then(|k| chunk_of.get(k).copied())
-                })
-                .collect();
-            let name = upstream.name.clone();
-            for (waiter, target) in waiters.into_iter().zip(targets) {
-                if let Some(request) = target.and_then(|i| requests.get(i)) {
-                    self.enqueue(gateway, request.clone(), &name, waiter);
+                match requests.get_mut(chunk).and_then(Option::take) {
+                    Some(request) => {
+                        let id = self.enqueue(gateway, request, &name, waiter);
+                        if let Some(slot) = calls.get_mut(chunk) {
+                            *slot = id;
+                        }
+                    }
+                    // The chunk's call was refused (`max_calls`).
+                    None => {
+                        let exceeded = crate::limits::LimitExceeded {
+                            limit: "max_calls",
+                            max: gateway.limits.max_calls,
+                            actual: gateway.limits.max_calls.saturating_add(1),
+                            at: None,
+                        };
+                        self.fail(
+                            waiter.at,
+                            waiter.field,
+                            super::merge::limit_error(&exceeded),
+                        );
+                    }
                 }
             }
         }

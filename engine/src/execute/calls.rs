@@ -51,7 +51,7 @@ struct Call {
 #[derive(Debug, Default)]
 pub(super) struct Calls {
     calls: Vec<Call>,
-    by_request: HashMap<UpstreamRequest, CallId>,
+    by_request: HashMap<u64, CallId>,
     outbox: Vec<CallId>,
     in_flight: usize,
     /// Batched fields gathered while merging: by the request they share
@@ -88,6 +88,7 @@ impl Calls {
         let room = max_concurrent.saturating_sub(self.in_flight);
         let take = room.min(self.outbox.len());
         let mut out = Vec::with_capacity(take);
+        let deadline: Arc<str> = Arc::from(remaining.to_string());
         for id in self.outbox.drain(..take) {
             let Some(call) = self.calls.get_mut(id) else {
                 continue;
@@ -97,7 +98,7 @@ impl Calls {
                 self.in_flight += 1;
                 let mut request = call.request.clone();
                 request.timeout_ms = request.timeout_ms.min(remaining).max(1);
-                request.deadline_header = Some(remaining.to_string());
+                request.deadline_header = Some(deadline.clone());
                 out.push(PendingCall { id, request });
             }
         }
@@ -139,31 +140,43 @@ impl Calls {
         self.ready.pop_front()
     }
 
-    /// Queues a call for `waiter`, or joins an identical one. `Err` when
-    /// the call would be beyond `max_calls`.
+    /// Adds a waiter to a call already made.
+    pub fn join(&mut self, id: CallId, waiter: Waiter) {
+        if let Some(call) = self.calls.get_mut(id) {
+            match &mut call.state {
+                CallState::Queued(waiters) | CallState::InFlight(waiters) => waiters.push(waiter),
+                CallState::Done(_) => self.ready.push_back((waiter, id)),
+            }
+        }
+    }
+
+    /// Queues a call for `waiter`, or joins an identical one; returns its
+    /// id. `Err` when the call would be beyond `max_calls`.
     pub fn enqueue(
         &mut self,
         request: UpstreamRequest,
         upstream: &Arc<str>,
         waiter: Waiter,
         max_calls: usize,
-    ) -> Result<(), (Waiter, usize)> {
-        if let Some(&id) = self.by_request.get(&request) {
-            if let Some(call) = self.calls.get_mut(id) {
-                match &mut call.state {
-                    CallState::Queued(waiters) | CallState::InFlight(waiters) => {
-                        waiters.push(waiter)
-                    }
-                    CallState::Done(_) => self.ready.push_back((waiter, id)),
-                }
-                return Ok(());
+    ) -> Result<CallId, (Waiter, usize)> {
+        // Identical calls are found by a hash of the request, and compared
+        // in full (a collision makes a second call, never a wrong answer).
+        let hash = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&request, &mut hasher);
+            std::hash::Hasher::finish(&hasher)
+        };
+        if let Some(&id) = self.by_request.get(&hash) {
+            if self.calls.get(id).is_some_and(|c| c.request == request) {
+                self.join(id, waiter);
+                return Ok(id);
             }
         }
         let id = self.calls.len();
         if id >= max_calls {
             return Err((waiter, id + 1));
         }
-        self.by_request.insert(request.clone(), id);
+        self.by_request.insert(hash, id);
         self.calls.push(Call {
             request,
             upstream: upstream.clone(),
@@ -171,7 +184,7 @@ impl Calls {
             index: None,
         });
         self.outbox.push(id);
-        Ok(())
+        Ok(id)
     }
 
     /// The deadline passed: every call still queued or in flight is done,
@@ -237,7 +250,8 @@ impl Run {
             args: &args,
             parent,
         };
-        let rendered = render(upstream, resolver_def, &values, &self.client_headers);
+        let base = base_headers(&mut self.base_headers, upstream, &self.client_headers);
+        let rendered = render(upstream, resolver_def, &values, base);
         let batch_key = resolver_def.batch.as_ref().map(|batch| {
             let mut buffer = String::new();
             parent.and_then(|(answer, node)| {
@@ -273,32 +287,38 @@ impl Run {
                     entry.value = Resolved::Null;
                 }
             }
-            None => self.enqueue(gateway, request, &upstream.name.clone(), waiter),
+            None => {
+                self.enqueue(gateway, request, &upstream.name.clone(), waiter);
+            }
         }
     }
 
-    /// Queues a call (or joins an identical one); beyond `max_calls` the
-    /// field fails with `LIMIT_EXCEEDED`.
+    /// Queues a call (or joins an identical one) and returns its id; beyond
+    /// `max_calls` the field fails with `LIMIT_EXCEEDED`.
     pub(super) fn enqueue(
         &mut self,
         gateway: &Gateway,
         request: UpstreamRequest,
         upstream: &Arc<str>,
         waiter: Waiter,
-    ) {
+    ) -> Option<CallId> {
         let max_calls = gateway.limits.max_calls;
-        if let Err((waiter, actual)) = self.calls.enqueue(request, upstream, waiter, max_calls) {
-            let exceeded = crate::limits::LimitExceeded {
-                limit: "max_calls",
-                max: max_calls,
-                actual,
-                at: None,
-            };
-            self.fail(
-                waiter.at,
-                waiter.field,
-                super::merge::limit_error(&exceeded),
-            );
+        match self.calls.enqueue(request, upstream, waiter, max_calls) {
+            Ok(id) => Some(id),
+            Err((waiter, actual)) => {
+                let exceeded = crate::limits::LimitExceeded {
+                    limit: "max_calls",
+                    max: max_calls,
+                    actual,
+                    at: None,
+                };
+                self.fail(
+                    waiter.at,
+                    waiter.field,
+                    super::merge::limit_error(&exceeded),
+                );
+                None
+            }
         }
     }
 
@@ -317,7 +337,7 @@ fn render(
     upstream: &Upstream,
     resolver: &crate::schema::Resolver,
     values: &Values<'_>,
-    client: &[(String, String)],
+    base_headers: Arc<[(String, String)]>,
 ) -> Result<UpstreamRequest, FieldError> {
     let invalid = |e: crate::template::RenderError| {
         FieldError::new(
@@ -326,18 +346,23 @@ fn render(
         )
     };
     let path = resolver.path.render(values).map_err(invalid)?;
-    let mut headers = forwarded_headers(upstream, client);
-    for header in &resolver.headers {
-        if let Some(value) = header.render(values).map_err(invalid)? {
-            set_header(&mut headers, &header.name, &value);
+    let headers = if resolver.headers.is_empty() {
+        base_headers
+    } else {
+        let mut headers = base_headers.to_vec();
+        for header in &resolver.headers {
+            if let Some(value) = header.render(values).map_err(invalid)? {
+                set_header(&mut headers, &header.name, &value);
+            }
         }
-    }
+        Arc::from(headers)
+    };
     let mut full_path = String::with_capacity(upstream.path_prefix.len() + path.len());
     full_path.push_str(&upstream.path_prefix);
     full_path.push_str(&path);
     Ok(UpstreamRequest {
         target: upstream.target.clone(),
-        upstream: upstream.name.to_string(),
+        upstream: upstream.name.clone(),
         method: resolver.method.clone(),
         path: full_path,
         authority: upstream.authority.clone(),
@@ -346,6 +371,24 @@ fn render(
         timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
         deadline_header: None,
     })
+}
+
+/// The headers every call of this request to `upstream` carries, computed
+/// once per request and upstream.
+fn base_headers(
+    cache: &mut Vec<(Arc<str>, Arc<[(String, String)]>)>,
+    upstream: &Upstream,
+    client: &[(String, String)],
+) -> Arc<[(String, String)]> {
+    if let Some((_, headers)) = cache
+        .iter()
+        .find(|(name, _)| Arc::ptr_eq(name, &upstream.name))
+    {
+        return headers.clone();
+    }
+    let headers: Arc<[(String, String)]> = Arc::from(forwarded_headers(upstream, client));
+    cache.push((upstream.name.clone(), headers.clone()));
+    headers
 }
 
 /// The headers a call to `upstream` carries besides its templated ones: the

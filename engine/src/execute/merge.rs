@@ -152,10 +152,26 @@ impl Run {
         let Shape::Composite { set, abstract_type } = &field_plan.shape else {
             return;
         };
+        let ty = &field_plan.ty;
         if !plan.sets.get(*set as usize).is_some_and(|s| s.fetches) {
+            // Nothing to call below: only the list's size is counted now
+            // (an object and a list item per item); the rest is counted
+            // while the reply is written.
+            let items = match value {
+                Resolved::Value(at) if ty.is_list() => self
+                    .fetched
+                    .answer(at.answer)
+                    .map_or(0, |h| h.answer.items(at.node).len()),
+                Resolved::Items(items) => items.len(),
+                _ => 0,
+            };
+            let items = u64::try_from(items).unwrap_or(u64::MAX);
+            self.count(
+                occurrences.saturating_mul(items).saturating_mul(2),
+                &field_plan.coordinate,
+            );
             return;
         }
-        let ty = &field_plan.ty;
         match value {
             Resolved::Value(at) => self.walk_value(
                 gateway,

@@ -66,6 +66,9 @@ struct Run {
     next_serial: Option<usize>,
     /// The client's request headers (names lower case), for forwarding.
     client_headers: Vec<(String, String)>,
+    /// The headers calls to each upstream carry (from the client's and
+    /// the configuration's), computed once per upstream.
+    base_headers: Vec<(Arc<str>, Arc<[(String, String)]>)>,
     /// When the request's time is up, on the host's clock in milliseconds.
     deadline_at: u64,
     /// What the answers allow for the reply's `cache-control`.
@@ -237,6 +240,7 @@ impl Execution {
             fetched: Fetched::new(),
             calls: Calls::default(),
             client_headers: http.headers.clone(),
+            base_headers: Vec::new(),
             deadline_at: now_ms.saturating_add(deadline_ms),
             cache: CachePolicy::default(),
             reply_objects: 0,
