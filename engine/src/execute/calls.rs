@@ -15,6 +15,9 @@ use indexmap::IndexMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+/// A call's headers, shared by the calls of a request that send the same.
+pub(super) type Headers = Arc<[(String, String)]>;
+
 /// A field waiting for a call's answer.
 #[derive(Debug, Clone)]
 pub(super) struct Waiter {
@@ -376,7 +379,7 @@ fn render(
 /// The headers every call of this request to `upstream` carries, computed
 /// once per request and upstream.
 fn base_headers(
-    cache: &mut Vec<(Arc<str>, Arc<[(String, String)]>)>,
+    cache: &mut Vec<(Arc<str>, Headers)>,
     upstream: &Upstream,
     client: &[(String, String)],
 ) -> Arc<[(String, String)]> {

@@ -68,7 +68,7 @@ struct Run {
     client_headers: Vec<(String, String)>,
     /// The headers calls to each upstream carry (from the client's and
     /// the configuration's), computed once per upstream.
-    base_headers: Vec<(Arc<str>, Arc<[(String, String)]>)>,
+    base_headers: Vec<(Arc<str>, calls::Headers)>,
     /// When the request's time is up, on the host's clock in milliseconds.
     deadline_at: u64,
     /// What the answers allow for the reply's `cache-control`.
