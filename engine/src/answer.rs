@@ -77,24 +77,37 @@ impl Answer {
     pub fn parse(body: &[u8]) -> Result<Answer, NotJson> {
         // Sized for typical answers so that parsing rarely grows a vector.
         let guess = body.len() / 8 + 4;
+        // The stacks of open containers are kept between parses: after the
+        // first answers, parsing allocates only the answer's own arrays.
+        let (members, items) = SCRATCH.with(|s| s.take());
         let mut builder = Builder {
             answer: Answer {
                 nodes: Vec::with_capacity(guess),
                 members: Vec::with_capacity(guess / 2),
-                items: Vec::new(),
+                items: Vec::with_capacity(guess / 4),
                 text: String::with_capacity(body.len() / 2),
                 root: 0,
             },
-            members: Vec::new(),
-            items: Vec::new(),
+            members,
+            items,
         };
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         let root = NodeSeed(&mut builder)
             .deserialize(&mut deserializer)
-            .and_then(|root| deserializer.end().map(|()| root))
-            .map_err(|e| NotJson(e.to_string()))?;
-        builder.answer.root = root;
-        Ok(builder.answer)
+            .and_then(|root| deserializer.end().map(|()| root));
+        let Builder {
+            mut answer,
+            mut members,
+            mut items,
+        } = builder;
+        // A scratch that grew for a huge answer is not kept.
+        if members.capacity() <= SCRATCH_KEPT && items.capacity() <= SCRATCH_KEPT {
+            members.clear();
+            items.clear();
+            SCRATCH.with(|s| s.set((members, items)));
+        }
+        answer.root = root.map_err(|e| NotJson(e.to_string()))?;
+        Ok(answer)
     }
 
     /// An answer holding just `{}` (the root object of an operation).
@@ -268,6 +281,16 @@ pub fn write_float(out: &mut Vec<u8>, value: f64) {
     } else {
         out.extend_from_slice(b"null");
     }
+}
+
+/// The most entries a kept scratch stack may have room for.
+const SCRATCH_KEPT: usize = 4096;
+
+type Scratch = (Vec<(Span, NodeId)>, Vec<NodeId>);
+
+thread_local! {
+    /// The stacks of open containers, kept between parses.
+    static SCRATCH: std::cell::Cell<Scratch> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// The parse state: the answer so far, and a stack of the members and items

@@ -113,7 +113,7 @@ impl RootContext for Plugin {
 /// A call in flight: the engine's id, where it went, when it left.
 struct InFlight {
     id: CallId,
-    upstream: String,
+    upstream: std::sync::Arc<str>,
     path: String,
     sent_ms: u64,
 }

@@ -91,7 +91,15 @@ impl Calls {
         let room = max_concurrent.saturating_sub(self.in_flight);
         let take = room.min(self.outbox.len());
         let mut out = Vec::with_capacity(take);
-        let deadline: Arc<str> = Arc::from(remaining.to_string());
+        let deadline: Arc<str> = {
+            // Written on the stack: the only allocation is the shared one.
+            use std::io::Write as _;
+            let mut digits = [0u8; 20];
+            let mut cursor = std::io::Cursor::new(&mut digits[..]);
+            let _ = write!(cursor, "{remaining}");
+            let written = usize::try_from(cursor.position()).unwrap_or(0);
+            Arc::from(std::str::from_utf8(digits.get(..written).unwrap_or_default()).unwrap_or("0"))
+        };
         for id in self.outbox.drain(..take) {
             let Some(call) = self.calls.get_mut(id) else {
                 continue;
