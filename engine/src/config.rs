@@ -153,6 +153,9 @@ pub struct Gateway {
     /// Problems that did not stop the configuration from loading; the adapter
     /// logs them.
     pub warnings: Vec<String>,
+    /// The client headers any call may carry (the request id, and every
+    /// upstream's forwarded and renamed headers): a request keeps only these.
+    pub forwarded_names: Vec<String>,
     /// Which object types implement each interface (for introspection),
     /// computed once.
     pub implementers:
@@ -190,7 +193,20 @@ impl Gateway {
             None => DEFAULT_DEADLINE,
         };
         let implementers = loaded.api.implementers_map();
+        let mut forwarded_names = vec![crate::upstream::REQUEST_ID_HEADER.to_string()];
+        for upstream in upstreams.values() {
+            let names = upstream
+                .forward_headers
+                .iter()
+                .chain(upstream.rename_headers.iter().map(|(from, _)| from));
+            for name in names {
+                if !forwarded_names.contains(name) {
+                    forwarded_names.push(name.clone());
+                }
+            }
+        }
         Ok(Gateway {
+            forwarded_names,
             implementers,
             schema: loaded.api,
             resolvers: loaded.resolvers,

@@ -3,6 +3,8 @@
 //! response's media type.
 
 use apollo_compiler::response::{JsonMap, JsonValue};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
 /// The parts of the client's HTTP request the engine needs.
@@ -38,13 +40,15 @@ impl HttpRequest {
     }
 }
 
-/// A GraphQL request: what to execute and with which variables.
+/// A GraphQL request: what to execute and with which variables. The
+/// document and the operation name are borrowed from the body when they
+/// have no escapes.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct GraphQLRequest {
+pub struct GraphQLRequest<'a> {
     /// The GraphQL document.
-    pub query: String,
+    pub query: Cow<'a, str>,
     /// Which operation of the document to run.
-    pub operation_name: Option<String>,
+    pub operation_name: Option<Cow<'a, str>>,
     /// Raw (not yet coerced) variable values.
     pub variables: JsonMap,
     /// True for a GET request, which may only run queries.
@@ -118,7 +122,7 @@ impl RequestError {
 
 /// Read a GraphQL request from an HTTP request: a `POST` with a JSON body,
 /// or a `GET` with URL parameters.
-pub fn parse(request: &HttpRequest) -> Result<GraphQLRequest, RequestError> {
+pub fn parse(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError> {
     match request.method.as_str() {
         "POST" => parse_post(request),
         "GET" => parse_get(&request.path),
@@ -137,25 +141,52 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest, RequestError> {
     if request.body.iter().all(u8::is_ascii_whitespace) {
         return Err(RequestError::EmptyBody);
     }
-    let body: JsonValue = serde_json::from_slice(&request.body)
+    // The body's members, each kept as raw JSON text: the document is
+    // borrowed from the body, only `variables` is built as a map.
+    #[derive(serde::Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow)]
+        query: Option<&'a RawValue>,
+        #[serde(borrow, rename = "operationName")]
+        operation_name: Option<&'a RawValue>,
+        #[serde(borrow)]
+        variables: Option<&'a RawValue>,
+    }
+    let starts_as_object = request
+        .body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if !starts_as_object {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(&request.body) {
+                Ok(_) => RequestError::BodyNotObject,
+                Err(e) => RequestError::BodyNotJson(e.to_string()),
+            },
+        );
+    }
+    let body: Body<'_> = serde_json::from_slice(&request.body)
         .map_err(|e| RequestError::BodyNotJson(e.to_string()))?;
-    let JsonValue::Object(mut body) = body else {
-        return Err(RequestError::BodyNotObject);
+    let is_null = |raw: &Option<&RawValue>| raw.is_none_or(|r| r.get() == "null");
+    if is_null(&body.query) {
+        return Err(RequestError::MissingQuery);
+    }
+    let query = body
+        .query
+        .and_then(text)
+        .ok_or_else(|| bad("query", "a string"))?;
+    let operation_name = match body.operation_name {
+        raw if is_null(&raw) => None,
+        raw => Some(
+            raw.and_then(text)
+                .ok_or_else(|| bad("operationName", "a string or null"))?,
+        ),
     };
-    let query = match body.remove("query") {
-        Some(JsonValue::String(q)) => q.as_str().to_string(),
-        None | Some(JsonValue::Null) => return Err(RequestError::MissingQuery),
-        Some(_) => return Err(bad("query", "a string")),
-    };
-    let operation_name = match body.remove("operationName") {
-        Some(JsonValue::String(name)) => Some(name.as_str().to_string()),
-        None | Some(JsonValue::Null) => None,
-        Some(_) => return Err(bad("operationName", "a string or null")),
-    };
-    let variables = match body.remove("variables") {
-        Some(JsonValue::Object(map)) => map,
-        None | Some(JsonValue::Null) => JsonMap::new(),
-        Some(_) => return Err(bad("variables", "an object or null")),
+    let variables = match body.variables {
+        raw if is_null(&raw) => JsonMap::new(),
+        Some(raw) => serde_json::from_str::<JsonMap>(raw.get())
+            .map_err(|_| bad("variables", "an object or null"))?,
+        None => JsonMap::new(),
     };
     Ok(GraphQLRequest {
         query,
@@ -165,7 +196,16 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest, RequestError> {
     })
 }
 
-fn parse_get(path: &str) -> Result<GraphQLRequest, RequestError> {
+/// A JSON string's text: borrowed when it has no escapes.
+fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let json = raw.get();
+    match serde_json::from_str::<&str>(json) {
+        Ok(borrowed) => Some(Cow::Borrowed(borrowed)),
+        Err(_) => serde_json::from_str::<String>(json).ok().map(Cow::Owned),
+    }
+}
+
+fn parse_get(path: &str) -> Result<GraphQLRequest<'static>, RequestError> {
     let query_string = path.split_once('?').map(|(_, q)| q).unwrap_or_default();
     let mut request = GraphQLRequest {
         read_only: true,
@@ -177,10 +217,12 @@ fn parse_get(path: &str) -> Result<GraphQLRequest, RequestError> {
         let value = decode(value);
         match decode(name).as_str() {
             "query" => {
-                request.query = value;
+                request.query = Cow::Owned(value);
                 has_query = true;
             }
-            "operationName" if !value.is_empty() => request.operation_name = Some(value),
+            "operationName" if !value.is_empty() => {
+                request.operation_name = Some(Cow::Owned(value))
+            }
             "variables" if !value.is_empty() => match serde_json::from_str(&value) {
                 Ok(JsonValue::Object(map)) => request.variables = map,
                 Ok(JsonValue::Null) => {}
@@ -241,8 +283,14 @@ impl ResponseMedia {
 mod tests {
     use super::*;
 
-    fn post(body: &str) -> Result<GraphQLRequest, RequestError> {
-        parse(&HttpRequest::post_json(body.as_bytes().to_vec()))
+    fn post(body: &str) -> Result<GraphQLRequest<'static>, RequestError> {
+        let request = HttpRequest::post_json(body.as_bytes().to_vec());
+        parse(&request).map(|r| GraphQLRequest {
+            query: Cow::Owned(r.query.into_owned()),
+            operation_name: r.operation_name.map(|n| Cow::Owned(n.into_owned())),
+            variables: r.variables,
+            read_only: r.read_only,
+        })
     }
 
     #[test]
@@ -261,6 +309,13 @@ mod tests {
         assert!(matches!(post(" \n"), Err(RequestError::EmptyBody)));
         assert_eq!(post("[]"), Err(RequestError::BodyNotObject));
         assert_eq!(post("{}"), Err(RequestError::MissingQuery));
+        assert_eq!(post("1"), Err(RequestError::BodyNotObject));
+        assert_eq!(
+            post(r#"{"query": "{ a }", "operationName": 1}"#),
+            Err(bad("operationName", "a string or null"))
+        );
+        let escaped = post(r#"{"query": "{\n a }", "variables": null}"#).unwrap();
+        assert_eq!(escaped.query, "{\n a }");
         assert_eq!(post(r#"{"query": 1}"#), Err(bad("query", "a string")));
         assert_eq!(
             post(r#"{"query": "{a}", "variables": []}"#),

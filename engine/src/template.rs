@@ -14,6 +14,7 @@
 use crate::answer::{Answer, Node, NodeId};
 use apollo_compiler::response::{JsonMap, JsonValue as Value};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Characters left as they are in a substituted value: RFC 3986 unreserved
@@ -259,24 +260,27 @@ fn sources(pieces: &[Piece]) -> impl Iterator<Item = &Source> {
     })
 }
 
-/// The text a scalar contributes to a URL, before encoding.
-fn scalar_text(value: Found<'_>) -> String {
+/// The text a scalar contributes to a URL, before encoding (borrowed when
+/// it is a string).
+fn scalar_text(value: Found<'_>) -> Cow<'_, str> {
     match value {
-        Found::Json(Value::String(s)) => s.as_str().to_string(),
-        Found::Json(Value::Null) => String::new(),
-        Found::Json(other) => other.to_string(),
-        Found::Node(answer, node) => {
-            let mut buffer = String::new();
-            match answer.scalar_text(node, &mut buffer) {
-                Some(text) => text.to_string(),
-                None if answer.is_null(node) => String::new(),
-                None => {
-                    let mut out = Vec::new();
-                    answer.write_json(node, &mut out);
-                    String::from_utf8(out).unwrap_or_default()
-                }
+        Found::Json(Value::String(s)) => Cow::Borrowed(s.as_str()),
+        Found::Json(Value::Null) => Cow::Borrowed(""),
+        Found::Json(other) => Cow::Owned(other.to_string()),
+        Found::Node(answer, node) => match answer.node(node) {
+            Node::Str(span) => Cow::Borrowed(answer.text(span)),
+            Node::Null => Cow::Borrowed(""),
+            Node::Array(_) | Node::Object(_) => {
+                let mut out = Vec::new();
+                answer.write_json(node, &mut out);
+                Cow::Owned(String::from_utf8(out).unwrap_or_default())
             }
-        }
+            _ => {
+                let mut buffer = String::new();
+                answer.scalar_text(node, &mut buffer);
+                Cow::Owned(buffer)
+            }
+        },
     }
 }
 
@@ -348,6 +352,12 @@ impl PathTemplate {
     /// Render the path and query string.
     pub fn render(&self, values: &Values<'_>) -> Result<String, RenderError> {
         let mut out = String::new();
+        self.render_into(values, &mut out)?;
+        Ok(out)
+    }
+
+    /// Render the path and query string at the end of `out`.
+    pub fn render_into(&self, values: &Values<'_>, out: &mut String) -> Result<(), RenderError> {
         for piece in &self.path {
             match piece {
                 Piece::Literal(text) => out.push_str(text),
@@ -364,12 +374,11 @@ impl PathTemplate {
             }
         }
         let mut separator = '?';
-        let mut push_pair = |out: &mut String, name: &str, value: &str| {
+        let mut start_pair = |out: &mut String, name: &str| {
             out.push(separator);
             separator = '&';
             out.push_str(name);
             out.push('=');
-            out.push_str(value);
         };
         for (name, pieces) in &self.query {
             if let [Piece::Value(source)] = pieces.as_slice() {
@@ -378,31 +387,30 @@ impl PathTemplate {
                     (None, _) => {}
                     (Some(_), Some(items)) => {
                         for item in items.into_iter().filter(|i| !i.is_null()) {
-                            let text =
-                                utf8_percent_encode(&scalar_text(item), COMPONENT).to_string();
-                            push_pair(&mut out, name, &text);
+                            start_pair(out, name);
+                            out.extend(utf8_percent_encode(&scalar_text(item), COMPONENT));
                         }
                     }
                     (Some(value), None) => {
-                        let text = utf8_percent_encode(&scalar_text(value), COMPONENT).to_string();
-                        push_pair(&mut out, name, &text);
+                        start_pair(out, name);
+                        out.extend(utf8_percent_encode(&scalar_text(value), COMPONENT));
                     }
                 }
                 continue;
             }
-            let mut text = String::new();
+            start_pair(out, name);
             for piece in pieces {
                 match piece {
-                    Piece::Literal(literal) => text.push_str(literal),
+                    Piece::Literal(literal) => out.push_str(literal),
                     Piece::Value(source) => {
-                        let value = source.lookup(values).map(scalar_text).unwrap_or_default();
-                        text.extend(utf8_percent_encode(&value, COMPONENT));
+                        if let Some(value) = source.lookup(values) {
+                            out.extend(utf8_percent_encode(&scalar_text(value), COMPONENT));
+                        }
                     }
                 }
             }
-            push_pair(&mut out, name, &text);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -559,9 +567,11 @@ impl BodyTemplate {
                         .iter()
                         .map(|p| match p {
                             Piece::Literal(t) => t.clone(),
-                            Piece::Value(s) => {
-                                s.lookup(values).map(scalar_text).unwrap_or_default()
-                            }
+                            Piece::Value(s) => s
+                                .lookup(values)
+                                .map(scalar_text)
+                                .unwrap_or_default()
+                                .into_owned(),
                         })
                         .collect::<String>()
                         .into(),

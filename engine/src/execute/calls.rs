@@ -356,7 +356,12 @@ fn render(
             format!("cannot build the request to {}: {e}", upstream.name),
         )
     };
-    let path = resolver.path.render(values).map_err(invalid)?;
+    let mut path = String::with_capacity(upstream.path_prefix.len() + 48);
+    path.push_str(&upstream.path_prefix);
+    resolver
+        .path
+        .render_into(values, &mut path)
+        .map_err(invalid)?;
     let headers = if resolver.headers.is_empty() {
         base_headers
     } else {
@@ -368,14 +373,11 @@ fn render(
         }
         Arc::from(headers)
     };
-    let mut full_path = String::with_capacity(upstream.path_prefix.len() + path.len());
-    full_path.push_str(&upstream.path_prefix);
-    full_path.push_str(&path);
     Ok(UpstreamRequest {
         target: upstream.target.clone(),
         upstream: upstream.name.clone(),
         method: resolver.method.clone(),
-        path: full_path,
+        path,
         authority: upstream.authority.clone(),
         headers,
         body: resolver.body.as_ref().map(|b| b.render(values)),
