@@ -84,8 +84,10 @@ impl Answer {
             answer: Answer {
                 nodes: Vec::with_capacity(guess),
                 members: Vec::with_capacity(guess / 2),
-                items: Vec::with_capacity(guess / 4),
-                text: String::with_capacity(body.len() / 2),
+                // Not every answer has arrays.
+                items: Vec::new(),
+                // Unescaped text is never longer than the body.
+                text: String::with_capacity(body.len()),
                 root: 0,
             },
             members,

@@ -115,6 +115,8 @@ pub struct Batch {
     /// The separator as it is written in the query string (percent-encoded,
     /// but for `,`).
     pub encoded_separator: String,
+    /// The query parameter's name, percent-encoded.
+    pub encoded_param: String,
     /// For list answers: the item key that holds a parent's key. `None`: the
     /// answer is an object keyed by the parent's key.
     pub item_key: Option<Vec<String>>,
@@ -469,6 +471,7 @@ fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
     Ok(Batch {
         key,
         param,
+        encoded_param: crate::template::encode_component(&get("param").unwrap_or_default()),
         encoded_separator: crate::template::encode_component(
             &get("separator").unwrap_or_else(|| ",".to_string()),
         )

@@ -142,7 +142,7 @@ impl Run {
                 chunk_of_waiter.push(position / max_batch);
             }
             let separator = &batch.encoded_separator;
-            let param = encode_component(&batch.param);
+            let param = &batch.encoded_param;
             let mut requests: Vec<Option<UpstreamRequest>> = distinct
                 .chunks(max_batch)
                 .map(|keys| {

@@ -152,14 +152,14 @@ impl Execution {
         )
         .map_err(|e| response::limit_exceeded(&e, 400, media))?;
         let operation_name = graphql.operation_name.as_deref();
-        let key = PlanCache::key(&*graphql.query, operation_name);
+        let key = PlanCache::key(&graphql.query, operation_name);
         let mut cache = cache;
         let hit = cache
             .as_deref_mut()
-            .is_some_and(|c| c.get(key, &*graphql.query, operation_name).is_some());
+            .is_some_and(|c| c.get(key, &graphql.query, operation_name).is_some());
         let mut uncached = None;
         if !hit {
-            let document = Arc::new(self.compile(&*graphql.query)?);
+            let document = Arc::new(self.compile(&graphql.query)?);
             // The checks that depend on the document only run before it is
             // cached: a refused document is never cached.
             self.check_document(&document, operation_name)?;
@@ -167,18 +167,18 @@ impl Execution {
             let prepared = Prepared::new(document, conditions);
             match cache.as_deref_mut() {
                 Some(cache) => {
-                    cache.insert(key, &*graphql.query, operation_name, prepared);
+                    cache.insert(key, &graphql.query, operation_name, prepared);
                 }
                 None => uncached = Some(prepared),
             }
         }
-        let prepared = match cache.and_then(|c| c.peek(key, &*graphql.query, operation_name)) {
+        let prepared = match cache.and_then(|c| c.peek(key, &graphql.query, operation_name)) {
             Some(prepared) => prepared,
             None => match uncached.as_mut() {
                 Some(prepared) => prepared,
                 // A cache of size 0: nothing was kept.
                 None => {
-                    let document = Arc::new(self.compile(&*graphql.query)?);
+                    let document = Arc::new(self.compile(&graphql.query)?);
                     let conditions = plan::condition_variables(&document);
                     uncached.insert(Prepared::new(document, conditions))
                 }
