@@ -40,7 +40,7 @@ pub enum Resolved {
     Value(ObjRef),
     /// A list made of items of an answer (a batched answer's items that
     /// carry this parent's key).
-    Items(Vec<ObjRef>),
+    Items(Arc<[ObjRef]>),
     /// A field error.
     Failed(ErrorId),
 }
@@ -104,15 +104,25 @@ impl Fetched {
         ObjRef { answer: 0, node: 0 }
     }
 
-    /// Keeps an answer; returns its id and the bytes now held in all.
-    pub fn add_answer(&mut self, answer: Answer, upstream: Arc<str>) -> (AnswerId, usize) {
-        self.held_bytes = self.held_bytes.saturating_add(answer.held_bytes());
+    /// Keeps an answer if the answers held stay within `max_bytes`:
+    /// returns its id, or (the answer dropped) the bytes it would have made.
+    pub fn add_answer(
+        &mut self,
+        answer: Answer,
+        upstream: Arc<str>,
+        max_bytes: usize,
+    ) -> Result<AnswerId, usize> {
+        let held = self.held_bytes.saturating_add(answer.held_bytes());
+        if held > max_bytes {
+            return Err(held);
+        }
+        self.held_bytes = held;
         let id = AnswerId::try_from(self.answers.len()).unwrap_or(AnswerId::MAX);
         self.answers.push(Held {
             answer,
             upstream: Some(upstream),
         });
-        (id, self.held_bytes)
+        Ok(id)
     }
 
     /// The bytes of answers held.

@@ -61,7 +61,9 @@ impl Default for Limits {
             max_concurrent_calls: 64,
             max_batch_size: 100,
             max_response_bytes: 1024 * 1024,
-            max_held_answer_bytes: 16 * 1024 * 1024,
+            // A parsed answer takes 2–12× its body (12× for an array of
+            // one-digit numbers): room for a few answers at the largest.
+            max_held_answer_bytes: 32 * 1024 * 1024,
             max_reply_objects: 100_000,
             max_reply_bytes: 4 * 1024 * 1024,
         }

@@ -140,16 +140,16 @@ impl PlanCache {
     }
 
     /// Remembers a prepared document, evicting the least recently used one
-    /// when full; returns it.
+    /// when full; gives it back when the cache keeps nothing.
     pub fn insert(
         &mut self,
         key: Key,
         query: &str,
         operation_name: Option<&str>,
         prepared: Prepared,
-    ) -> Option<&mut Prepared> {
+    ) -> Result<(), Prepared> {
         if self.capacity == 0 {
-            return None;
+            return Err(prepared);
         }
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&key.0) {
             let oldest = self
@@ -169,7 +169,7 @@ impl PlanCache {
             used: self.clock,
         };
         self.entries.insert(key.0, entry);
-        self.entries.get_mut(&key.0).map(|e| &mut e.prepared)
+        Ok(())
     }
 
     /// How many documents are cached.
@@ -203,7 +203,7 @@ mod tests {
     }
 
     fn insert(cache: &mut PlanCache, query: &str) {
-        cache.insert(PlanCache::key(query, None), query, None, prepared(query));
+        let _ = cache.insert(PlanCache::key(query, None), query, None, prepared(query));
     }
 
     #[test]

@@ -96,6 +96,8 @@ enum Value<'v> {
     Null,
     At(ObjRef),
     Items(&'v [ObjRef]),
+    /// A key the parent's answer (this one) does not have.
+    Absent(crate::fetched::AnswerId),
     Failed(ErrorId),
 }
 
@@ -132,7 +134,9 @@ impl<'a> Writer<'a> {
             }
             self.out.extend_from_slice(&field.key_json);
             self.path.push(Step::Key(field.key.as_str()));
-            let written = self.field(at, type_name, *id, field);
+            let written = self
+                .field(at, type_name, *id, field)
+                .and_then(|()| self.check_bytes());
             self.path.pop();
             written?;
         }
@@ -178,7 +182,7 @@ impl<'a> Writer<'a> {
                         answer: at.answer,
                         node,
                     }),
-                    None => Value::Null,
+                    None => Value::Absent(at.answer),
                 };
                 self.complete(field, &field.ty, value)
             }
@@ -249,18 +253,25 @@ impl<'a> Writer<'a> {
                 }
                 return Err(Stop::Null);
             }
-            Value::Null => return self.null(field, ty),
+            Value::Null => return self.null(field, ty, None),
+            Value::Absent(answer) => {
+                let upstream = self
+                    .fetched
+                    .answer(answer)
+                    .and_then(|h| h.upstream.as_ref());
+                return self.null(field, ty, upstream);
+            }
             Value::Items(items) => return self.list(field, ty, items.iter().copied()),
             Value::At(at) => at,
         };
         let fetched = self.fetched;
         let Some(held) = fetched.answer(at.answer) else {
-            return self.null(field, ty);
+            return self.null(field, ty, None);
         };
         let answer = &held.answer;
         let node = answer.node(at.node);
         if node == Node::Null {
-            return self.null(field, ty);
+            return self.null(field, ty, held.upstream.as_ref());
         }
         match ty {
             Type::List(_) | Type::NonNullList(_) => {
@@ -338,7 +349,7 @@ impl<'a> Writer<'a> {
                 let mut items = items;
                 return match items.next() {
                     Some(first) => self.complete_inner(field, ty, Value::At(first)),
-                    None => self.null(field, ty),
+                    None => self.null(field, ty, None),
                 };
             }
         };
@@ -357,16 +368,29 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// A null: fine where the type allows it, an error where it does not.
-    fn null(&mut self, field: &FieldPlan, ty: &Type) -> Result<(), Stop> {
+    /// A null: fine where the type allows it, an error (naming the function
+    /// whose answer lacked the value, when known) where it does not.
+    fn null(
+        &mut self,
+        field: &FieldPlan,
+        ty: &Type,
+        upstream: Option<&std::sync::Arc<str>>,
+    ) -> Result<(), Stop> {
         if ty.is_non_null() {
-            let error = FieldError::new(
+            let mut error = FieldError::new(
                 ErrorCode::UpstreamBadResponse,
-                format!(
-                    "{} is non-null ({ty}) but no value was given for it",
-                    field.coordinate
-                ),
+                match upstream {
+                    Some(u) => format!(
+                        "{} is non-null ({ty}) but function {u} gave no value for it",
+                        field.coordinate
+                    ),
+                    None => format!(
+                        "{} is non-null ({ty}) but no value was given for it",
+                        field.coordinate
+                    ),
+                },
             );
+            error.upstream = upstream.cloned();
             self.field_error(field, &error);
             return Err(Stop::Null);
         }
@@ -447,9 +471,15 @@ impl<'a> Writer<'a> {
                 limit: "max_reply_objects",
                 max: self.max_objects,
                 actual: self.objects,
-                at: Some(self.path_text()),
+                at: self.path_text(),
             }));
         }
+        self.check_bytes()
+    }
+
+    /// The bytes so far against `max_reply_bytes` (after every field, so a
+    /// reply goes over by one value at most before it stops).
+    fn check_bytes(&self) -> Result<(), Stop> {
         if self.out.len().saturating_add(self.errors.len()) > self.max_bytes {
             return Err(Stop::Limit(self.bytes_exceeded()));
         }
@@ -461,12 +491,15 @@ impl<'a> Writer<'a> {
             limit: "max_reply_bytes",
             max: self.max_bytes,
             actual: self.out.len().saturating_add(self.errors.len()),
-            at: Some(self.path_text()),
+            at: self.path_text(),
         }
     }
 
-    /// The current path as text: `user.friends.3.name`.
-    fn path_text(&self) -> String {
+    /// The current path as text, `user.friends.3.name` (none at the root).
+    fn path_text(&self) -> Option<String> {
+        if self.path.is_empty() {
+            return None;
+        }
         let mut text = String::new();
         for (i, step) in self.path.iter().enumerate() {
             if i > 0 {
@@ -479,7 +512,7 @@ impl<'a> Writer<'a> {
                 }
             }
         }
-        text
+        Some(text)
     }
 
     /// Writes a field error at the current path.

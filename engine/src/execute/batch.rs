@@ -15,6 +15,7 @@ use crate::upstream::UpstreamRequest;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// A batched answer's entries, sorted by the hash of their key: found in
 /// logarithmic time, with the key compared to rule out collisions.
@@ -22,8 +23,12 @@ use std::hash::{Hash, Hasher};
 pub(super) struct BatchIndex {
     /// The node it indexes (an object keyed by key, or a list of items).
     source: NodeId,
+    /// The item key it was built for (`None`: an object keyed by key).
+    item_key: Option<Vec<String>>,
     /// `(hash of the key, position in the source, the value)`.
     entries: Vec<(u64, u32, NodeId)>,
+    /// The items found for a key, shared by every parent with that key.
+    shares: HashMap<Box<str>, Arc<[ObjRef]>>,
 }
 
 fn hash(key: &str) -> u64 {
@@ -56,7 +61,12 @@ impl BatchIndex {
             }
         }
         entries.sort_unstable_by_key(|(h, p, _)| (*h, *p));
-        BatchIndex { source, entries }
+        BatchIndex {
+            source,
+            item_key: batch.item_key.clone(),
+            entries,
+            shares: HashMap::new(),
+        }
     }
 
     /// The values whose key is `key`, in answer order.
@@ -242,13 +252,22 @@ impl Run {
                 .map_or("", |r| r.coordinate.as_str());
             return Err(FieldError::bad_shape(upstream, coordinate, expected));
         }
-        let Some((_, slot)) = self.calls.result(call) else {
+        let Some((_, indexes)) = self.calls.result(call) else {
             return Ok(Resolved::Null);
         };
-        if slot.as_ref().is_none_or(|i| i.source != node) {
-            *slot = Some(BatchIndex::build(answer, node, batch));
-        }
-        let Some(index) = slot.as_ref() else {
+        // Built once per node and batch form: two fields may share a call
+        // and read it with different item keys.
+        let position = indexes
+            .iter()
+            .position(|i| i.source == node && i.item_key == batch.item_key);
+        let position = match position {
+            Some(position) => position,
+            None => {
+                indexes.push(BatchIndex::build(answer, node, batch));
+                indexes.len() - 1
+            }
+        };
+        let Some(index) = indexes.get_mut(position) else {
             return Ok(Resolved::Null);
         };
         let at = |node| ObjRef {
@@ -267,9 +286,14 @@ impl Run {
                     Err(error)
                 }
             },
-            Some(_) if list => Ok(Resolved::Items(
-                index.find(answer, batch, key).map(at).collect(),
-            )),
+            Some(_) if list => {
+                if let Some(items) = index.shares.get(key) {
+                    return Ok(Resolved::Items(items.clone()));
+                }
+                let items: Arc<[ObjRef]> = index.find(answer, batch, key).map(at).collect();
+                index.shares.insert(key.into(), items.clone());
+                Ok(Resolved::Items(items))
+            }
             Some(_) => Ok(index
                 .find(answer, batch, key)
                 .next()

@@ -47,7 +47,7 @@ struct Call {
     upstream: Arc<str>,
     state: CallState,
     /// A batched answer's items by key, built on first use.
-    index: Option<super::batch::BatchIndex>,
+    indexes: Vec<super::batch::BatchIndex>,
 }
 
 /// Every call of a request.
@@ -134,14 +134,15 @@ impl Calls {
         }
     }
 
-    /// What a call gave, and its batch index to build or use.
+    /// What a call gave, and its batch indexes (one per node and batch
+    /// form) to build or use.
     pub fn result(
         &mut self,
         id: CallId,
-    ) -> Option<(CallResult, &mut Option<super::batch::BatchIndex>)> {
+    ) -> Option<(CallResult, &mut Vec<super::batch::BatchIndex>)> {
         let call = self.calls.get_mut(id)?;
         match call.state {
-            CallState::Done(result) => Some((result, &mut call.index)),
+            CallState::Done(result) => Some((result, &mut call.indexes)),
             _ => None,
         }
     }
@@ -192,7 +193,7 @@ impl Calls {
             request,
             upstream: upstream.clone(),
             state: CallState::Queued(vec![waiter]),
-            index: None,
+            indexes: Vec::new(),
         });
         self.outbox.push(id);
         Ok(id)

@@ -34,25 +34,32 @@ impl Run {
             .and_then(|u| u.envelope.as_ref());
         let result = match interpret(&upstream, outcome, limits.max_response_bytes, envelope) {
             Ok(data) => {
-                let (answer, held) = self.fetched.add_answer(data.answer, upstream.clone());
-                if held > limits.max_held_answer_bytes {
-                    let exceeded = LimitExceeded {
-                        limit: "max_held_answer_bytes",
-                        max: limits.max_held_answer_bytes,
-                        actual: held,
-                        at: None,
-                    };
-                    Err(self
-                        .fetched
-                        .add_error(limit_error(&exceeded).blame(&upstream)))
-                } else {
-                    Ok((answer, data.node))
+                let max = limits.max_held_answer_bytes;
+                match self.fetched.add_answer(data.answer, upstream.clone(), max) {
+                    Ok(answer) => Ok((answer, data.node)),
+                    // The answer is dropped: it is not held, and later
+                    // answers are measured without it.
+                    Err(held) => {
+                        let exceeded = LimitExceeded {
+                            limit: "max_held_answer_bytes",
+                            max,
+                            actual: held,
+                            at: None,
+                        };
+                        Err(self
+                            .fetched
+                            .add_error(limit_error(&exceeded).blame(&upstream)))
+                    }
                 }
             }
             Err(error) => Err(self.fetched.add_error(error)),
         };
         self.calls.complete(id, result);
         for waiter in waiters {
+            if self.stopped.is_some() {
+                // The request is answered with the limit alone.
+                return;
+            }
             self.deliver(gateway, waiter, id);
         }
     }
@@ -60,6 +67,9 @@ impl Run {
     /// Delivers one waiter of an already answered call; false when none is
     /// waiting.
     pub(super) fn deliver_ready(&mut self, gateway: &Gateway) -> bool {
+        if self.stopped.is_some() {
+            return false;
+        }
         match self.calls.next_ready() {
             Some((waiter, id)) => {
                 self.deliver(gateway, waiter, id);
@@ -154,22 +164,21 @@ impl Run {
         };
         let ty = &field_plan.ty;
         if !plan.sets.get(*set as usize).is_some_and(|s| s.fetches) {
-            // Nothing to call below: only the list's size is counted now
-            // (an object and a list item per item); the rest is counted
-            // while the reply is written.
-            let items = match value {
-                Resolved::Value(at) if ty.is_list() => self
-                    .fetched
-                    .answer(at.answer)
-                    .map_or(0, |h| h.answer.items(at.node).len()),
-                Resolved::Items(items) => items.len(),
+            // Nothing to call below: only a list of objects' first level is
+            // counted now (a list item, and an object where there is one);
+            // the rest is counted while the reply is written.
+            let one_level =
+                matches!(ty, Type::List(inner) | Type::NonNullList(inner) if !inner.is_list());
+            let counted = match value {
+                Resolved::Value(at) if one_level => self.fetched.answer(at.answer).map_or(0, |h| {
+                    let items = h.answer.items(at.node);
+                    items.len() + items.iter().filter(|i| h.answer.is_object(**i)).count()
+                }),
+                Resolved::Items(items) => items.len().saturating_mul(2),
                 _ => 0,
             };
-            let items = u64::try_from(items).unwrap_or(u64::MAX);
-            self.count(
-                occurrences.saturating_mul(items).saturating_mul(2),
-                &field_plan.coordinate,
-            );
+            let counted = u64::try_from(counted).unwrap_or(u64::MAX);
+            self.count(occurrences.saturating_mul(counted), &field_plan.coordinate);
             return;
         }
         match value {
@@ -185,7 +194,7 @@ impl Run {
             ),
             Resolved::Items(items) => {
                 let inner = ty.item_type();
-                for item in items {
+                for item in items.iter() {
                     self.count(occurrences, &field_plan.coordinate);
                     self.walk_value(
                         gateway,

@@ -165,18 +165,19 @@ impl Execution {
             self.check_document(&document, operation_name)?;
             let conditions = plan::condition_variables(&document);
             let prepared = Prepared::new(document, conditions);
-            match cache.as_deref_mut() {
-                Some(cache) => {
-                    cache.insert(key, &graphql.query, operation_name, prepared);
-                }
-                None => uncached = Some(prepared),
-            }
+            uncached = match cache.as_deref_mut() {
+                Some(cache) => cache
+                    .insert(key, &graphql.query, operation_name, prepared)
+                    .err(),
+                None => Some(prepared),
+            };
         }
         let prepared = match cache.and_then(|c| c.peek(key, &graphql.query, operation_name)) {
             Some(prepared) => prepared,
             None => match uncached.as_mut() {
                 Some(prepared) => prepared,
-                // A cache of size 0: nothing was kept.
+                // Cached a moment ago and gone: cannot happen, but compile
+                // again rather than fail.
                 None => {
                     let document = Arc::new(self.compile(&graphql.query)?);
                     let conditions = plan::condition_variables(&document);
@@ -212,8 +213,11 @@ impl Execution {
             &graphql.variables,
         )
         .map_err(|e| request_failure(ErrorCode::BadUserInput, e.message().to_string(), media))?;
+        // Up to 32 condition variables key a plan; with more, the plan is
+        // compiled for each request and not kept.
+        let cacheable = prepared.conditions.len() <= 32;
         let mask = condition_mask(&prepared.conditions, &variables);
-        let plan = match prepared.plan(mask) {
+        let plan = match prepared.plan(mask).filter(|_| cacheable) {
             Some(plan) => plan,
             None => {
                 let plan = plan::compile(gateway, &document, operation, &variables)
@@ -227,7 +231,9 @@ impl Execution {
                         }
                     })?;
                 self.check_plan(&plan)?;
-                prepared.add_plan(mask, plan.clone());
+                if cacheable {
+                    prepared.add_plan(mask, plan.clone());
+                }
                 plan
             }
         };
@@ -477,21 +483,21 @@ fn request_failure(code: ErrorCode, message: String, media: ResponseMedia) -> Re
 }
 
 /// The values of an operation's condition variables, two bits each (absent
-/// or null, false, true): which plan of the document applies.
+/// or null, false, true): which plan of the document applies. Only the
+/// first 32 conditions fit; callers do not cache plans with more.
 fn condition_mask(conditions: &[apollo_compiler::Name], variables: &JsonMap) -> u64 {
-    conditions.iter().enumerate().fold(0, |mask, (i, name)| {
-        let bits: u64 = match variables.get(name.as_str()).and_then(|v| v.as_bool()) {
-            None => 0,
-            Some(false) => 1,
-            Some(true) => 2,
-        };
-        match u32::try_from(i * 2) {
-            Ok(shift) if shift < 64 => mask | (bits << shift),
-            // More conditions than bits: such plans share a key only if
-            // the first 32 agree, and are compiled again otherwise.
-            _ => mask ^ bits.rotate_left(i as u32 % 64),
-        }
-    })
+    conditions
+        .iter()
+        .take(32)
+        .enumerate()
+        .fold(0, |mask, (i, name)| {
+            let bits: u64 = match variables.get(name.as_str()).and_then(|v| v.as_bool()) {
+                None => 0,
+                Some(false) => 1,
+                Some(true) => 2,
+            };
+            mask | (bits << (2 * i))
+        })
 }
 
 impl Run {
