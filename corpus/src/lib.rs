@@ -39,6 +39,34 @@ pub const SCHEMA: &str = include_str!("../schema.graphql");
 /// The upstream name the schema's `@http` directives use.
 pub const UPSTREAM: &str = "fn";
 
+/// The amplification tests' schema (`corpus/people.graphql`): `person(id)`
+/// and its `friends`, batched by id, where everyone is everyone's friend.
+/// The corpus cases do not use it; it has a configuration of its own,
+/// [`people_filter_config`].
+pub const PEOPLE_SCHEMA: &str = include_str!("../people.graphql");
+
+/// The filter configuration of [`PEOPLE_SCHEMA`], calling the functions at
+/// `target` under `/function`, every limit at its default.
+pub fn people_filter_config(target: &str) -> Value {
+    json!({
+        "schema": PEOPLE_SCHEMA,
+        "upstreams": {
+            UPSTREAM: {"target": target, "authority": "functions", "path_prefix": "/function", "timeout_ms": 5000}
+        }
+    })
+}
+
+/// `{ person(id: "1") { friends { ... { id } } } }` with `levels` levels of
+/// `friends` (at least one): `30^levels` ids at the bottom.
+pub fn friends_query(levels: usize) -> String {
+    let levels = levels.max(1);
+    format!(
+        "{{ person(id: \"1\") {{ {}id{} }} }}",
+        "friends { ".repeat(levels),
+        " }".repeat(levels)
+    )
+}
+
 /// Which configuration a case runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
@@ -376,6 +404,18 @@ fn show(value: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn friends_queries_nest() {
+        assert_eq!(
+            friends_query(3),
+            r#"{ person(id: "1") { friends { friends { friends { id } } } } }"#
+        );
+        assert_eq!(friends_query(0), friends_query(1));
+        assert!(people_filter_config("c")["schema"]
+            .as_str()
+            .is_some_and(|s| s.contains("friends: [Person]")));
+    }
 
     #[test]
     fn every_case_file_loads() {

@@ -130,7 +130,7 @@ pub fn parse(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError> 
     }
 }
 
-fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest, RequestError> {
+fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError> {
     let content_type = request.header("content-type").unwrap_or_default();
     let media = content_type.split(';').next().unwrap_or_default().trim();
     if !media.eq_ignore_ascii_case("application/json")

@@ -170,6 +170,24 @@ pub fn answer(
         }
         Function::NotJson => Answer::text(200, "this is not json"),
         Function::CreateOrder => create_order(orders, request.body),
+        Function::Person => match param("id") {
+            None => Answer::text(400, "person id is required"),
+            Some(id) => match DataSet::person(id) {
+                Some(person) => Answer::json(200, &person),
+                None => Answer::text(404, format!("person with id {id} not found")),
+            },
+        },
+        Function::PeopleBatch => match param("ids") {
+            None => Answer::text(400, "person ids are required"),
+            Some(ids) => Answer::json(200, &DataSet::people_batch(ids)),
+        },
+        Function::Quirks => match param("kind") {
+            None => Answer::text(400, "kind is required"),
+            Some(kind) => match DataSet::quirk(kind) {
+                Some(value) => Answer::json(200, &value),
+                None => Answer::text(404, format!("no quirk named {kind}")),
+            },
+        },
     }
 }
 
@@ -324,6 +342,18 @@ mod tests {
             json!({"2": [{"id": "order-201", "amount": 250.0, "itemCount": 5}]})
         );
         assert_eq!(answer_get(&data, "/user-profile?id=9").status, 404);
+        assert_eq!(
+            answer_get(&data, "/function/person?id=3").body,
+            r#"{"id":"3","name":"Person 3"}"#
+        );
+        let friends: Value =
+            serde_json::from_str(&answer_get(&data, "/people-batch?ids=1%2C2").body).unwrap();
+        assert_eq!(friends["2"].as_array().map(Vec::len), Some(30));
+        assert_eq!(
+            answer_get(&data, "/quirks?kind=numeric-id").body,
+            r#"{"id":7,"ids":[8,"nine",10]}"#
+        );
+        assert_eq!(answer_get(&data, "/quirks?kind=nope").status, 404);
         assert_eq!(answer_get(&data, "/nope").status, 404);
         assert_eq!(answer_get(&data, "/not-json").content_type, TEXT);
         let post = answer_path(&data, &OrderBook::default(), "POST", "/users", b"");

@@ -18,7 +18,7 @@ usage: mock-functions [--listen ADDR] [--delay-ms N] [--delay FUNCTION=MS]...
 
 functions: user-profile user-orders user-orders-batch users inventory node search
            platform-profile sleep echo
-           status not-json create-order";
+           status not-json create-order person people-batch quirks";
 
 /// Parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]

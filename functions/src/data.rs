@@ -5,6 +5,13 @@ use serde_json::{json, Map, Value};
 /// Number of inventory SKUs (`sku-1` ..= `sku-20`).
 pub const SKU_COUNT: u32 = 20;
 
+/// Number of people (`1` ..= `30`) behind `person` and `people-batch`.
+///
+/// Every person is a friend of every person, themselves included, so each
+/// level of `friends` multiplies a reply by this number while the calls stay
+/// one batched call per level: the amplification tests' data set.
+pub const PEOPLE: u32 = 30;
+
 /// The users, orders and inventory the functions answer from.
 #[derive(Clone, Copy, Debug)]
 pub struct DataSet {
@@ -118,6 +125,59 @@ impl DataSet {
         let quantity = n * 7 % 50;
         Some(json!({ "sku": sku, "inStock": quantity > 0, "quantity": quantity }))
     }
+
+    /// Person `id` (`1` ..= [`PEOPLE`]): `{"id": "1", "name": "Person 1"}`.
+    pub fn person(id: &str) -> Option<Value> {
+        person_number(id).map(person_object)
+    }
+
+    /// The friends of several people keyed by id, from a comma-separated id
+    /// list: every person's friends are all [`PEOPLE`] people (themselves
+    /// included), as `{"id", "name"}` objects in id order.
+    ///
+    /// Blank entries are skipped, surrounding spaces are trimmed, unknown
+    /// ids are omitted; keys keep the order of first appearance.
+    pub fn people_batch(ids: &str) -> Value {
+        let everyone = Value::Array((1..=PEOPLE).map(person_object).collect());
+        let mut out = Map::new();
+        for id in ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if person_number(id).is_some() && !out.contains_key(id) {
+                out.insert(id.to_owned(), everyone.clone());
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// A fixed answer whose values test the filter's result coercion, by
+    /// `kind`:
+    ///
+    /// - `numeric-id`: IDs as JSON numbers, `{"id": 7, "ids": [8, "nine", 10]}`;
+    /// - `grid`: a list of lists of cells whose item `[0][1]` is a string
+    ///   instead of an object;
+    /// - `count-object`: `{"count": {"secret": "hunter2"}}`, an object where
+    ///   an `Int` is expected (the reply must not leak it);
+    /// - `count-text`: `{"count": "abc"}`.
+    pub fn quirk(kind: &str) -> Option<Value> {
+        Some(match kind {
+            "numeric-id" => json!({ "id": 7, "ids": [8, "nine", 10] }),
+            "grid" => json!({ "grid": [
+                [{ "x": 0, "y": 0 }, "not a cell"],
+                [{ "x": 1, "y": 0 }, { "x": 1, "y": 1 }],
+            ] }),
+            "count-object" => json!({ "count": { "secret": "hunter2" } }),
+            "count-text" => json!({ "count": "abc" }),
+            _ => return None,
+        })
+    }
+}
+
+/// Resolves a person id (canonical decimal, `1..=PEOPLE`) to its number.
+fn person_number(id: &str) -> Option<u32> {
+    parse_canonical(id).filter(|k| (1..=PEOPLE).contains(k))
+}
+
+fn person_object(k: u32) -> Value {
+    json!({ "id": k.to_string(), "name": format!("Person {k}") })
 }
 
 /// Parses a canonical decimal number: digits only, no sign, no leading zero.
@@ -216,6 +276,50 @@ mod tests {
         let keys: Vec<_> = b.as_object().into_iter().flat_map(|m| m.keys()).collect();
         assert_eq!(keys, ["3", "1"]);
         assert_eq!(d.orders_batch(""), json!({}));
+    }
+
+    #[test]
+    fn everyone_is_everyones_friend() {
+        assert_eq!(
+            DataSet::person("1"),
+            Some(json!({"id": "1", "name": "Person 1"}))
+        );
+        assert!(DataSet::person("30").is_some());
+        for unknown in ["0", "31", "01", ""] {
+            assert_eq!(DataSet::person(unknown), None, "{unknown:?}");
+        }
+        let batch = DataSet::people_batch("2, 1,,31,2");
+        let keys: Vec<_> = batch
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .collect();
+        assert_eq!(keys, ["2", "1"]);
+        for friends in [&batch["1"], &batch["2"]] {
+            let ids: Vec<_> = friends
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| f["id"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            let everyone: Vec<_> = (1..=PEOPLE).map(|k| k.to_string()).collect();
+            assert_eq!(ids, everyone);
+        }
+        assert_eq!(batch["2"][29], json!({"id": "30", "name": "Person 30"}));
+        assert_eq!(DataSet::people_batch(""), json!({}));
+    }
+
+    #[test]
+    fn quirks_are_fixed() {
+        assert_eq!(DataSet::quirk("numeric-id").unwrap()["id"], json!(7));
+        assert!(DataSet::quirk("grid").unwrap()["grid"][0][1].is_string());
+        let leak = DataSet::quirk("count-object").unwrap().to_string();
+        assert!(leak.contains("hunter2"));
+        assert_eq!(
+            DataSet::quirk("count-text").unwrap(),
+            json!({"count": "abc"})
+        );
+        assert_eq!(DataSet::quirk("nope"), None);
     }
 
     #[test]

@@ -33,11 +33,19 @@ pub enum Function {
     NotJson,
     /// `POST /create-order`: creates an order with a global sequence number.
     CreateOrder,
+    /// `GET /person?id=ID`: one of 30 people, `{"id": "1", "name": "Person 1"}`.
+    Person,
+    /// `GET /people-batch?ids=1,2`: the friends of several people keyed by
+    /// id; everyone is a friend of everyone, themselves included.
+    PeopleBatch,
+    /// `GET /quirks?kind=K`: fixed answers that test result coercion
+    /// (numeric IDs, a bad item in a list of lists, a bad `Int`).
+    Quirks,
 }
 
 impl Function {
     /// Every function, in a stable order.
-    pub const ALL: [Function; 13] = [
+    pub const ALL: [Function; 16] = [
         Function::UserProfile,
         Function::UserOrders,
         Function::UserOrdersBatch,
@@ -51,6 +59,9 @@ impl Function {
         Function::Status,
         Function::NotJson,
         Function::CreateOrder,
+        Function::Person,
+        Function::PeopleBatch,
+        Function::Quirks,
     ];
 
     /// The name used in URLs, CLI flags and stats.
@@ -69,6 +80,9 @@ impl Function {
             Function::Status => "status",
             Function::NotJson => "not-json",
             Function::CreateOrder => "create-order",
+            Function::Person => "person",
+            Function::PeopleBatch => "people-batch",
+            Function::Quirks => "quirks",
         }
     }
 

@@ -250,3 +250,38 @@ fn only_serves_the_selected_functions() {
     assert_eq!(stats["total"], 1);
     assert_eq!(stats["calls"], json!({"users": 1}));
 }
+
+#[test]
+fn serves_people_and_quirks() {
+    let server = start(&[]);
+    let addr = server.addr.as_str();
+    let r = get(addr, "/function/person?id=30");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, r#"{"id":"30","name":"Person 30"}"#)
+    );
+    assert_eq!(get(addr, "/person?id=31").status, 404);
+    let friends = get(addr, "/function/people-batch?ids=1,30,99").json();
+    let keys: Vec<&String> = friends.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["1", "30"]);
+    for list in [&friends["1"], &friends["30"]] {
+        let ids: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap())
+            .collect();
+        let everyone: Vec<String> = (1..=30).map(|k| k.to_string()).collect();
+        assert_eq!(ids, everyone);
+    }
+    assert_eq!(friends["1"][1], json!({"id": "2", "name": "Person 2"}));
+    assert_eq!(
+        get(addr, "/quirks?kind=count-object").body,
+        r#"{"count":{"secret":"hunter2"}}"#
+    );
+    assert_eq!(get(addr, "/quirks?kind=other").status, 404);
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["calls"]["person"], 2);
+    assert_eq!(stats["calls"]["people-batch"], 1);
+    assert_eq!(stats["calls"]["quirks"], 2);
+}

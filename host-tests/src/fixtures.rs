@@ -64,6 +64,16 @@ pub fn aggregator() -> Module {
     }
 }
 
+/// The aggregator compiled with fuel metering (see
+/// [`Module::load_cached_metered`]), once per test binary.
+pub fn aggregator_metered() -> Module {
+    let path = aggregator_wasm();
+    match Module::load_cached_metered(&path) {
+        Ok(module) => module,
+        Err(e) => panic!("host-tests: cannot load {}: {e}", path.display()),
+    }
+}
+
 /// Path of the fixture filter's `.wasm`, building it on first use.
 ///
 /// # Panics

@@ -20,6 +20,8 @@ pub struct Module {
 struct Inner {
     name: String,
     size: usize,
+    /// Compiled with fuel metering (see [`Module::load_cached_metered`]).
+    metered: bool,
     engine: Engine,
     module: wasmi::Module,
     linker: Linker<HostState>,
@@ -36,11 +38,12 @@ impl std::fmt::Debug for Module {
     }
 }
 
-fn engine() -> Engine {
+fn engine(metered: bool) -> Engine {
     let mut config = Config::default();
     // Parsers and validators recurse; give them room comparable to V8's.
     config.set_max_recursion_depth(10_000);
     config.set_max_stack_height(16 * 1024 * 1024);
+    config.consume_fuel(metered);
     Engine::new(&config)
 }
 
@@ -56,36 +59,55 @@ fn linker(engine: &Engine) -> Result<Linker<HostState>, HostError> {
 impl Module {
     /// Reads and compiles `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Module, HostError> {
-        let path = path.as_ref();
+        Module::load_with(path.as_ref(), false)
+    }
+
+    fn load_with(path: &Path, metered: bool) -> Result<Module, HostError> {
         let bytes = std::fs::read(path).map_err(|error| HostError::Io {
             path: path.display().to_string(),
             error,
         })?;
-        Module::from_bytes(path.display().to_string(), &bytes)
+        Module::compile(path.display().to_string(), &bytes, metered)
     }
 
     /// Like [`Module::load`], but compiles each path only once per process
     /// (test binary) and hands out clones afterwards.
     pub fn load_cached(path: impl AsRef<Path>) -> Result<Module, HostError> {
-        static CACHE: OnceLock<Mutex<HashMap<PathBuf, Module>>> = OnceLock::new();
-        let path = path.as_ref();
+        Module::load_cached_with(path.as_ref(), false)
+    }
+
+    /// Like [`Module::load_cached`], compiled with fuel metering: a plugin
+    /// of it runs at most [`crate::PluginBuilder::fuel`] Wasm instructions
+    /// in all, then traps ("all fuel consumed"). Tests that could make a
+    /// filter run away use it, so that they fail in bounded time instead
+    /// of hanging.
+    pub fn load_cached_metered(path: impl AsRef<Path>) -> Result<Module, HostError> {
+        Module::load_cached_with(path.as_ref(), true)
+    }
+
+    fn load_cached_with(path: &Path, metered: bool) -> Result<Module, HostError> {
+        static CACHE: OnceLock<Mutex<HashMap<(PathBuf, bool), Module>>> = OnceLock::new();
         let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
         let mut cache = cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(module) = cache.get(&key) {
+        if let Some(module) = cache.get(&(key.clone(), metered)) {
             return Ok(module.clone());
         }
-        let module = Module::load(&key)?;
-        cache.insert(key, module.clone());
+        let module = Module::load_with(&key, metered)?;
+        cache.insert((key, metered), module.clone());
         Ok(module)
     }
 
     /// Compiles a module from binary Wasm (or WAT text, handy for small tests);
     /// `name` is used in messages.
     pub fn from_bytes(name: impl Into<String>, bytes: &[u8]) -> Result<Module, HostError> {
-        let engine = engine();
+        Module::compile(name, bytes, false)
+    }
+
+    fn compile(name: impl Into<String>, bytes: &[u8], metered: bool) -> Result<Module, HostError> {
+        let engine = engine(metered);
         let module =
             wasmi::Module::new(&engine, bytes).map_err(|e| HostError::Compile(e.to_string()))?;
         let imports = module
@@ -98,6 +120,7 @@ impl Module {
             inner: Arc::new(Inner {
                 name: name.into(),
                 size: bytes.len(),
+                metered,
                 engine,
                 module,
                 linker,
@@ -115,6 +138,11 @@ impl Module {
     /// Size of the Wasm binary in bytes.
     pub fn size_bytes(&self) -> usize {
         self.inner.size
+    }
+
+    /// Whether it was compiled with fuel metering.
+    pub fn is_metered(&self) -> bool {
+        self.inner.metered
     }
 
     /// `(module, name)` of every import, in the module's order.

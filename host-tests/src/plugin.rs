@@ -7,7 +7,7 @@ use crate::profile::{Failure, Profile};
 use crate::request::Request;
 use crate::state::Phase;
 use crate::types::{Call, CallState, Delivery, LogLine, Metric, Violation};
-use crate::vm::Vm;
+use crate::vm::{Bounds, Vm};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +31,7 @@ pub struct PluginBuilder {
     vm_configuration: Vec<u8>,
     configuration: Vec<u8>,
     strict: bool,
+    bounds: Bounds,
 }
 
 impl PluginBuilder {
@@ -52,6 +53,22 @@ impl PluginBuilder {
         self
     }
 
+    /// At most `fuel` Wasm instructions in all, starting the VM included:
+    /// then the filter traps ("all fuel consumed"), which fails the test like
+    /// any trap. Needs a metered module ([`Module::load_cached_metered`]);
+    /// a metered module without a budget runs unbounded.
+    pub fn fuel(mut self, fuel: u64) -> PluginBuilder {
+        self.bounds.fuel = Some(fuel);
+        self
+    }
+
+    /// The linear memory may grow to at most `bytes`; past that
+    /// `memory.grow` fails (the filter's allocator then aborts: a trap).
+    pub fn max_memory_bytes(mut self, bytes: usize) -> PluginBuilder {
+        self.bounds.max_memory_bytes = Some(bytes);
+        self
+    }
+
     /// Instantiates and starts the VM.
     pub fn start(self) -> Result<Plugin, HostError> {
         let mut vm = Vm::start(
@@ -59,6 +76,7 @@ impl PluginBuilder {
             self.profile,
             self.vm_configuration,
             self.configuration,
+            self.bounds,
         )?;
         vm.strict = self.strict;
         let plugin = Plugin {
@@ -104,6 +122,7 @@ impl Plugin {
             vm_configuration: Vec::new(),
             configuration: Vec::new(),
             strict: true,
+            bounds: Bounds::default(),
         }
     }
 
@@ -187,6 +206,11 @@ impl Plugin {
             Some(memory) => memory.data_size(&vm.store),
             None => 0,
         })
+    }
+
+    /// The fuel left, on a metered module ([`PluginBuilder::fuel`]).
+    pub fn fuel_left(&self) -> Option<u64> {
+        self.with(|vm| vm.store.get_fuel().ok())
     }
 
     /// Every metric the filter defined.

@@ -9,7 +9,7 @@ use crate::profile::{HostKind, Profile};
 use crate::types::{Call, CallState, LocalReply, LogLine, Metric, Violation};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
-use wasmi::{Caller, Func, Memory, Val};
+use wasmi::{Caller, Func, Memory, StoreLimits, Val};
 
 /// An HTTP call the host knows about.
 #[derive(Debug, Clone)]
@@ -173,6 +173,9 @@ pub(crate) struct HostState {
     pub malloc: Option<Func>,
     /// Contexts that called `proxy_done` during the current VM call.
     pub done_called: BTreeSet<u32>,
+    /// How far the linear memory may grow (unlimited unless the plugin
+    /// was started with a cap).
+    pub limits: StoreLimits,
 }
 
 impl HostState {
@@ -213,6 +216,7 @@ impl HostState {
             memory: None,
             malloc: None,
             done_called: BTreeSet::new(),
+            limits: StoreLimits::default(),
         }
     }
 

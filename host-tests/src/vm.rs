@@ -9,7 +9,15 @@ use crate::module::Module;
 use crate::profile::{Failure, HostKind, Profile};
 use crate::state::{CallResponse, HostState, HttpCtx, Phase};
 use crate::types::{CallState, Delivery, LocalReply, ReplySource, Violation};
-use wasmi::{Instance, Store, Val};
+use wasmi::{Instance, Store, StoreLimitsBuilder, Val};
+
+/// What a VM may use in all: Wasm instructions (fuel, on a metered module)
+/// and linear memory. `None`: unbounded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Bounds {
+    pub fuel: Option<u64>,
+    pub max_memory_bytes: Option<usize>,
+}
 
 /// One VM: a store and an instance of a [`Module`].
 pub(crate) struct Vm {
@@ -34,12 +42,30 @@ impl Vm {
         profile: Profile,
         vm_config: Vec<u8>,
         plugin_config: Vec<u8>,
+        bounds: Bounds,
     ) -> Result<Vm, HostError> {
         module.check_imports(&profile)?;
         let mut store = Store::new(
             module.engine(),
             HostState::new(profile, vm_config, plugin_config),
         );
+        if let Some(bytes) = bounds.max_memory_bytes {
+            store.data_mut().limits = StoreLimitsBuilder::new().memory_size(bytes).build();
+            store.limiter(|state| &mut state.limits);
+        }
+        match (module.is_metered(), bounds.fuel) {
+            (true, fuel) => store
+                .set_fuel(fuel.unwrap_or(u64::MAX))
+                .map_err(|e| HostError::Start(format!("cannot set the fuel: {e}")))?,
+            (false, Some(_)) => {
+                return Err(HostError::Start(
+                    "a fuel budget needs a module compiled with fuel metering \
+                     (Module::load_cached_metered, fixtures::aggregator_metered)"
+                        .into(),
+                ))
+            }
+            (false, None) => {}
+        }
         let instance = module
             .linker()
             .instantiate_and_start(&mut store, module.wasmi())

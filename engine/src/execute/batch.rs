@@ -10,7 +10,7 @@ use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
 use crate::fetched::{AnswerId, ObjRef, Resolved};
 use crate::schema::Batch;
-use crate::template::{encode, encode_component};
+use crate::template::encode;
 use crate::upstream::UpstreamRequest;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -165,7 +165,7 @@ impl Run {
                     } else {
                         '?'
                     });
-                    path.push_str(&param);
+                    path.push_str(param);
                     path.push('=');
                     for (i, key) in keys.iter().enumerate() {
                         if i > 0 {

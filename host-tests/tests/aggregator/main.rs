@@ -38,6 +38,7 @@ macro_rules! on_both_hosts {
 mod hosts;
 mod play;
 
+mod amplification;
 mod bodies;
 mod configuration;
 mod failures;
