@@ -12,3 +12,5 @@ pub mod process;
 pub mod sandbox;
 
 pub use sandbox::Sandbox;
+pub mod bench_config;
+pub mod solo;
