@@ -60,7 +60,17 @@ pub struct Answer {
     items: Vec<NodeId>,
     text: String,
     root: NodeId,
+    /// Objects of more than [`SMALL_OBJECT`] members, by node (in node
+    /// order), with where their members' order by key starts in `sorted`.
+    big_objects: Vec<(NodeId, u32)>,
+    /// Member positions of big objects, sorted by key (stable).
+    sorted: Vec<u32>,
 }
+
+/// Objects up to this many members are searched by a scan; larger ones
+/// through their members sorted by key, so that reading many fields of a
+/// wide object stays linear.
+const SMALL_OBJECT: usize = 16;
 
 /// An answer that is not JSON (serde_json's message, which quotes no data).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +99,8 @@ impl Answer {
                 // Unescaped text is never longer than the body.
                 text: String::with_capacity(body.len()),
                 root: 0,
+                big_objects: Vec::new(),
+                sorted: Vec::new(),
             },
             members,
             items,
@@ -120,6 +132,8 @@ impl Answer {
             items: Vec::new(),
             text: String::new(),
             root: 0,
+            big_objects: Vec::new(),
+            sorted: Vec::new(),
         }
     }
 
@@ -167,11 +181,47 @@ impl Answer {
     /// A member of an object node by key (the last one when repeated, as
     /// serde_json keeps).
     pub fn get(&self, object: NodeId, key: &str) -> Option<NodeId> {
-        self.members(object)
+        let members = self.members(object);
+        if members.len() > SMALL_OBJECT {
+            if let Some(found) = self.get_sorted(object, members, key) {
+                return found;
+            }
+        }
+        members
             .iter()
             .rev()
             .find(|(k, _)| self.text(*k) == key)
             .map(|(_, v)| *v)
+    }
+
+    /// [`Answer::get`] for a big object, through its members sorted by key;
+    /// `None` when the object has no sorted order.
+    fn get_sorted(
+        &self,
+        object: NodeId,
+        members: &[(Span, NodeId)],
+        key: &str,
+    ) -> Option<Option<NodeId>> {
+        let at = self
+            .big_objects
+            .binary_search_by_key(&object, |(node, _)| *node)
+            .ok()?;
+        let start = self.big_objects.get(at)?.1 as usize;
+        let order = self.sorted.get(start..start.checked_add(members.len())?)?;
+        let key_of = |position: &u32| {
+            members
+                .get(*position as usize)
+                .map_or("", |(k, _)| self.text(*k))
+        };
+        // The last of the equal keys: the first position past them, minus one.
+        let past = order.partition_point(|p| key_of(p) <= key);
+        let found = past
+            .checked_sub(1)
+            .and_then(|i| order.get(i))
+            .filter(|p| key_of(p) == key)
+            .and_then(|p| members.get(*p as usize))
+            .map(|(_, v)| *v);
+        Some(found)
     }
 
     /// The value at a key path (`a.b.c`) below an object node.
@@ -263,6 +313,8 @@ impl Answer {
             + self.members.capacity() * std::mem::size_of::<(Span, NodeId)>()
             + self.items.capacity() * std::mem::size_of::<NodeId>()
             + self.text.capacity()
+            + self.big_objects.capacity() * std::mem::size_of::<(NodeId, u32)>()
+            + self.sorted.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -309,6 +361,28 @@ impl Builder {
         let id = u32::try_from(self.answer.nodes.len()).map_err(|_| "answer too large")?;
         self.answer.nodes.push(node);
         Ok(id)
+    }
+
+    /// Records the key order of a big object's members.
+    fn sort_members(&mut self, object: NodeId, start: u32, len: u32) -> Result<(), String> {
+        let answer = &mut self.answer;
+        let at = u32::try_from(answer.sorted.len()).map_err(|_| "answer too large")?;
+        let members = answer
+            .members
+            .get(start as usize..(start as usize).saturating_add(len as usize))
+            .unwrap_or_default();
+        let text = &answer.text;
+        let key = |position: &u32| {
+            members
+                .get(*position as usize)
+                .and_then(|(k, _)| text.get(k.range()))
+                .unwrap_or_default()
+        };
+        let mut order: Vec<u32> = (0..len).collect();
+        order.sort_by(|a, b| key(a).cmp(key(b)));
+        answer.sorted.extend(order);
+        answer.big_objects.push((object, at));
+        Ok(())
     }
 
     fn push_text(&mut self, text: &str) -> Result<Span, String> {
@@ -388,9 +462,15 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
         let len =
             u32::try_from(builder.members.len().saturating_sub(mark)).map_err(de::Error::custom)?;
         builder.answer.members.extend(builder.members.drain(mark..));
-        builder
+        let id = builder
             .push(Node::Object(Span { start, len }))
-            .map_err(de::Error::custom)
+            .map_err(de::Error::custom)?;
+        if len as usize > SMALL_OBJECT {
+            builder
+                .sort_members(id, start, len)
+                .map_err(de::Error::custom)?;
+        }
+        Ok(id)
     }
 }
 
@@ -449,6 +529,28 @@ mod tests {
             answer.lookup(root, &["a".into(), "x".into()]),
             answer.get(a, "x")
         );
+    }
+
+    #[test]
+    fn wide_objects_are_searched_by_key() {
+        let mut json = String::from("{");
+        for i in 0..100 {
+            json.push_str(&format!("\"k{i}\": {i}, "));
+        }
+        json.push_str("\"k7\": \"last\", \"inner\": {\"a\": 1}}");
+        let answer = Answer::parse(json.as_bytes()).unwrap();
+        let root = answer.root();
+        assert_eq!(answer.node(answer.get(root, "k42").unwrap()), Node::Int(42));
+        assert_eq!(answer.node(answer.get(root, "k99").unwrap()), Node::Int(99));
+        let last = answer.get(root, "k7").unwrap();
+        assert!(
+            matches!(answer.node(last), Node::Str(_)),
+            "the last repeated key wins"
+        );
+        assert_eq!(answer.get(root, "k100"), None);
+        assert_eq!(answer.get(root, "a"), None);
+        let inner = answer.get(root, "inner").unwrap();
+        assert_eq!(answer.node(answer.get(inner, "a").unwrap()), Node::Int(1));
     }
 
     #[test]

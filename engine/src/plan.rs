@@ -208,6 +208,7 @@ pub fn compile(
         fields: Vec::new(),
         sets: Vec::new(),
         memo: HashMap::new(),
+        by_groups: HashMap::new(),
     };
     let root = compiler.set(&root_type, &[&operation.selection_set])?;
     let root_fields = compiler
@@ -285,7 +286,11 @@ struct Compiler<'a> {
     variables: &'a JsonMap,
     fields: Vec<FieldPlan>,
     sets: Vec<SelectionSetPlan>,
+    /// Sets by what they collect (type, and field nodes per object type).
     memo: HashMap<(Name, Vec<usize>), SetId>,
+    /// Sets by the document's selection sets merged into them (type, and
+    /// the selection sets' addresses): found without collecting again.
+    by_groups: HashMap<(Name, Vec<usize>), SetId>,
 }
 
 /// The fields of one object, grouped by response key, in document order.
@@ -294,6 +299,17 @@ type GroupedFields<'a> = IndexMap<&'a Name, Vec<&'a Node<Field>>>;
 impl<'a> Compiler<'a> {
     /// The set selecting `groups` (merged) on values of type `type_name`.
     fn set(&mut self, type_name: &Name, groups: &[&'a SelectionSet]) -> Result<SetId, PlanError> {
+        // The same selection sets merged under the same type: known.
+        let groups_key = (
+            type_name.clone(),
+            groups
+                .iter()
+                .map(|g| std::ptr::from_ref::<SelectionSet>(g) as usize)
+                .collect::<Vec<usize>>(),
+        );
+        if let Some(id) = self.by_groups.get(&groups_key) {
+            return Ok(*id);
+        }
         let schema = &self.gateway.schema;
         // A set's identity is what it collects: the document's field nodes
         // (by address; the plan keeps the document alive) per object type.
@@ -314,12 +330,14 @@ impl<'a> Compiler<'a> {
             collected.push((object_type, grouped));
         }
         let memo_key = (type_name.clone(), identity);
-        if let Some(id) = self.memo.get(&memo_key) {
-            return Ok(*id);
+        if let Some(id) = self.memo.get(&memo_key).copied() {
+            self.by_groups.insert(groups_key, id);
+            return Ok(id);
         }
         let id = SetId::try_from(self.sets.len()).map_err(|_| too_big(self.fields.len()))?;
         self.sets.push(SelectionSetPlan::default());
         self.memo.insert(memo_key, id);
+        self.by_groups.insert(groups_key, id);
         let mut types = Vec::with_capacity(collected.len());
         let mut fetches = false;
         for (object_type, grouped) in collected {

@@ -20,6 +20,10 @@ use std::sync::Arc;
 /// The most plans kept per document (combinations of condition values).
 pub const MAX_VARIANTS: usize = 16;
 
+/// The most plan fields the cache holds in all (a plan field takes a few
+/// hundred bytes): past it, the least recently used documents go.
+pub const MAX_CACHED_PLAN_FIELDS: usize = 100_000;
+
 /// A parsed, validated and measured document.
 #[derive(Debug)]
 pub struct Prepared {
@@ -28,6 +32,8 @@ pub struct Prepared {
     /// The variables its `@skip`/`@include` conditions read.
     pub conditions: Vec<Name>,
     variants: Vec<(u64, Arc<Plan>)>,
+    /// The fields of its plans, in all.
+    fields: usize,
 }
 
 impl Prepared {
@@ -37,6 +43,7 @@ impl Prepared {
             document,
             conditions,
             variants: Vec::new(),
+            fields: 0,
         }
     }
 
@@ -49,8 +56,11 @@ impl Prepared {
     }
 
     /// Keeps a plan (up to [`MAX_VARIANTS`] per document).
-    pub fn add_plan(&mut self, conditions: u64, plan: Arc<Plan>) {
-        if self.variants.len() < MAX_VARIANTS {
+    fn add_plan(&mut self, conditions: u64, plan: Arc<Plan>) {
+        // One document's plans keep at most a quarter of the cache.
+        let fields = self.fields.saturating_add(plan.fields.len());
+        if self.variants.len() < MAX_VARIANTS && fields <= MAX_CACHED_PLAN_FIELDS / 4 {
+            self.fields = self.fields.saturating_add(plan.fields.len());
             self.variants.push((conditions, plan));
         }
     }
@@ -170,6 +180,49 @@ impl PlanCache {
         };
         self.entries.insert(key.0, entry);
         Ok(())
+    }
+
+    /// Keeps a plan of a cached document, then evicts the least recently
+    /// used documents (never this one) while the cache holds more than
+    /// [`MAX_CACHED_PLAN_FIELDS`] plan fields.
+    pub fn add_plan(
+        &mut self,
+        key: Key,
+        query: &str,
+        operation_name: Option<&str>,
+        conditions: u64,
+        plan: Arc<Plan>,
+    ) {
+        let Some(prepared) = self.peek(key, query, operation_name) else {
+            return;
+        };
+        if plan.fields.len() > MAX_CACHED_PLAN_FIELDS {
+            return;
+        }
+        prepared.add_plan(conditions, plan);
+        loop {
+            let total: usize = self.entries.values().map(|e| e.prepared.fields).sum();
+            if total <= MAX_CACHED_PLAN_FIELDS {
+                return;
+            }
+            let oldest = self
+                .entries
+                .iter()
+                .filter(|(k, _)| **k != key.0)
+                .min_by_key(|(_, entry)| entry.used)
+                .map(|(k, _)| *k);
+            match oldest {
+                Some(oldest) => {
+                    self.entries.remove(&oldest);
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// The plan fields the cache holds, in all.
+    pub fn plan_fields(&self) -> usize {
+        self.entries.values().map(|e| e.prepared.fields).sum()
     }
 
     /// How many documents are cached.

@@ -310,3 +310,132 @@ fn the_same_object_reached_twice_resolves_its_fields_once() {
         29
     );
 }
+
+/// Runs `query` with `variables` through `cache`, answering `/a` and `/b`.
+fn run_cached(
+    gateway: &Arc<Gateway>,
+    cache: &mut graphql_aggregator_engine::plan_cache::PlanCache,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let body = json!({"query": query, "variables": variables})
+        .to_string()
+        .into_bytes();
+    let request = HttpRequest::post_json(body);
+    let mut execution = Execution::start_cached(gateway.clone(), &request, 0, Some(cache));
+    loop {
+        let pending = execution.take_calls(0);
+        if pending.is_empty() {
+            break;
+        }
+        for call in pending {
+            let answer = if call.request.path == "/a" { "1" } else { "2" };
+            execution.on_call_outcome(call.id, CallOutcome::response(200, answer.into()), 0);
+        }
+    }
+    serde_json::from_slice(&execution.reply().unwrap().body).unwrap()
+}
+
+#[test]
+fn a_plan_is_never_reused_for_other_condition_values() {
+    let config = json!({
+        "schema": "type Query { a: Int @http(upstream: \"fn\", path: \"/a\") b: Int @http(upstream: \"fn\", path: \"/b\") }",
+        "upstreams": {"fn": {"target": "fn"}}
+    });
+    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
+    let mut cache = graphql_aggregator_engine::plan_cache::PlanCache::new(8);
+    // 33 condition variables: more than a plan's key holds.
+    let declared: String = (0..33)
+        .map(|i| format!("$v{i}: Boolean = false "))
+        .collect();
+    let selected: String = (0..33)
+        .map(|i| match i {
+            16 => "a @include(if: $v16) ".to_string(),
+            32 => "b @include(if: $v32) ".to_string(),
+            _ => format!("x{i}: __typename @include(if: $v{i}) "),
+        })
+        .collect();
+    let query = format!("query Q({declared}) {{ {selected} }}");
+    let first = run_cached(&gateway, &mut cache, &query, json!({"v16": true}));
+    assert_eq!(first["data"], json!({"a": 1}));
+    let second = run_cached(&gateway, &mut cache, &query, json!({"v32": true}));
+    assert_eq!(second["data"], json!({"b": 2}));
+    // Few conditions: each combination has its own cached plan.
+    let query = "query Q($x: Boolean!) { a @include(if: $x) b @skip(if: $x) }";
+    let with = run_cached(&gateway, &mut cache, query, json!({"x": true}));
+    let without = run_cached(&gateway, &mut cache, query, json!({"x": false}));
+    assert_eq!(
+        (with["data"].clone(), without["data"].clone()),
+        (json!({"a": 1}), json!({"b": 2}))
+    );
+}
+
+#[test]
+fn fields_sharing_a_batched_call_read_it_with_their_own_item_key() {
+    let config = json!({
+        "schema": r#"type Query { users: [User] @http(upstream: "fn", path: "/users") }
+            type User { id: ID
+              bought: [Order] @http(upstream: "fn", path: "/orders", batch: {key: "id", param: "ids", itemKey: "buyer"})
+              sold: [Order] @http(upstream: "fn", path: "/orders", batch: {key: "id", param: "ids", itemKey: "seller"}) }
+            type Order { id: ID }"#,
+        "upstreams": {"fn": {"target": "fn"}}
+    });
+    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
+    let (body, _, calls) = run(
+        gateway,
+        "{ users { bought { id } sold { id } } }",
+        |path: &str| {
+            if path == "/users" {
+                json!([{"id": "1"}])
+            } else {
+                json!([{"id": "o1", "buyer": "1", "seller": "9"}, {"id": "o2", "buyer": "9", "seller": "1"}])
+            }
+        },
+    );
+    assert_eq!(calls.len(), 2, "one call serves both fields: {calls:?}");
+    assert_eq!(
+        body["data"],
+        json!({"users": [{"bought": [{"id": "o1"}], "sold": [{"id": "o2"}]}]})
+    );
+}
+
+#[test]
+fn an_answer_refused_for_its_size_is_not_held() {
+    let config = json!({
+        "schema": "type Query { big: String @http(upstream: \"fn\", path: \"/big\") small: String @http(upstream: \"fn\", path: \"/small\") }",
+        "upstreams": {"fn": {"target": "fn"}},
+        "limits": {"max_held_answer_bytes": 2000}
+    });
+    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
+    let (body, _, _) = run(gateway, "{ big small }", |path: &str| {
+        if path == "/big" {
+            json!("x".repeat(4000))
+        } else {
+            json!("ok")
+        }
+    });
+    assert_eq!(body["data"], json!({"big": null, "small": "ok"}), "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        body["errors"][0]["extensions"]["limit"],
+        "max_held_answer_bytes"
+    );
+}
+
+#[test]
+fn a_missing_non_null_value_names_the_function() {
+    let config = json!({
+        "schema": "type Query { user: User @http(upstream: \"fn\", path: \"/u\") } type User { id: ID! name: String! }",
+        "upstreams": {"fn": {"target": "fn"}}
+    });
+    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
+    let (body, _, _) = run(gateway, "{ user { id name } }", |_| json!({"id": "1"}));
+    assert_eq!(body["data"], json!({"user": null}));
+    let error = &body["errors"][0];
+    assert_eq!(error["path"], json!(["user", "name"]));
+    assert_eq!(error["extensions"]["upstream"], "fn");
+    assert!(
+        error["message"].as_str().unwrap().contains("User.name"),
+        "{error}"
+    );
+}

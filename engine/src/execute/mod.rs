@@ -172,7 +172,10 @@ impl Execution {
                 None => Some(prepared),
             };
         }
-        let prepared = match cache.and_then(|c| c.peek(key, &graphql.query, operation_name)) {
+        let prepared = match cache
+            .as_deref_mut()
+            .and_then(|c| c.peek(key, &graphql.query, operation_name))
+        {
             Some(prepared) => prepared,
             None => match uncached.as_mut() {
                 Some(prepared) => prepared,
@@ -216,6 +219,7 @@ impl Execution {
         // Up to 32 condition variables key a plan; with more, the plan is
         // compiled for each request and not kept.
         let cacheable = prepared.conditions.len() <= 32;
+        let mut new_plan = None;
         let mask = condition_mask(&prepared.conditions, &variables);
         let plan = match prepared.plan(mask).filter(|_| cacheable) {
             Some(plan) => plan,
@@ -232,12 +236,15 @@ impl Execution {
                     })?;
                 self.check_plan(&plan)?;
                 if cacheable {
-                    prepared.add_plan(mask, plan.clone());
+                    new_plan = Some((mask, plan.clone()));
                 }
                 plan
             }
         };
         self.check_plan(&plan)?;
+        if let (Some((mask, plan)), Some(cache)) = (new_plan, cache) {
+            cache.add_plan(key, &graphql.query, operation_name, mask, plan);
+        }
         let deadline_ms = u64::try_from(gateway.deadline.as_millis()).unwrap_or(u64::MAX);
         Ok(Run {
             next_serial: plan.mutation.then_some(0),
