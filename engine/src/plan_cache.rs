@@ -80,7 +80,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct PlanCache {
     capacity: usize,
-    entries: HashMap<u64, Entry>,
+    /// By the hash of the text (already a hash: not hashed again).
+    entries: HashMap<u64, Entry, std::hash::BuildHasherDefault<crate::fetched::FieldHasher>>,
     clock: u64,
     /// Lookups that found their document.
     pub hits: u64,
@@ -97,7 +98,7 @@ impl PlanCache {
     pub fn new(capacity: usize) -> Self {
         PlanCache {
             capacity,
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             clock: 0,
             hits: 0,
             misses: 0,

@@ -262,9 +262,14 @@ impl ResponseMedia {
     /// Choose from the `Accept` header; `application/json` unless the client
     /// asks for `application/graphql-response+json` first.
     pub fn negotiate(accept: Option<&str>) -> Self {
-        let accept = accept.unwrap_or_default().to_ascii_lowercase();
-        let json = accept.find("application/json");
-        match accept.find("application/graphql-response+json") {
+        let accept = accept.unwrap_or_default().as_bytes();
+        let find = |needle: &[u8]| {
+            accept
+                .windows(needle.len())
+                .position(|w| w.eq_ignore_ascii_case(needle))
+        };
+        let json = find(b"application/json");
+        match find(b"application/graphql-response+json") {
             Some(at) if json.is_none_or(|j| at < j) => ResponseMedia::GraphQLResponseJson,
             _ => ResponseMedia::Json,
         }

@@ -54,7 +54,9 @@ struct Call {
 #[derive(Debug, Default)]
 pub(super) struct Calls {
     calls: Vec<Call>,
-    by_request: HashMap<u64, CallId>,
+    /// Calls by the hash of their request (already a hash: no hashing
+    /// again).
+    by_request: HashMap<u64, CallId, std::hash::BuildHasherDefault<crate::fetched::FieldHasher>>,
     outbox: Vec<CallId>,
     in_flight: usize,
     /// Batched fields gathered while merging: by the request they share
