@@ -90,8 +90,21 @@ impl Answer {
         // The stacks of open containers are kept between parses: after the
         // first answers, parsing allocates only the answer's own arrays.
         let (members, items) = SCRATCH.with(|s| s.take());
-        let mut builder = Builder {
-            answer: Answer {
+        // An answer of an earlier request, emptied, when one was kept.
+        let spare = SPARE_ANSWERS.with(|s| {
+            let mut spares = s.take();
+            let spare = spares.pop();
+            s.set(spares);
+            spare
+        });
+        let answer = match spare {
+            Some(mut answer) => {
+                answer.nodes.reserve(guess);
+                answer.members.reserve(guess / 2);
+                answer.text.reserve(body.len());
+                answer
+            }
+            None => Answer {
                 nodes: Vec::with_capacity(guess),
                 members: Vec::with_capacity(guess / 2),
                 // Not every answer has arrays.
@@ -102,6 +115,9 @@ impl Answer {
                 big_objects: Vec::new(),
                 sorted: Vec::new(),
             },
+        };
+        let mut builder = Builder {
+            answer,
             members,
             items,
         };
@@ -122,6 +138,27 @@ impl Answer {
         }
         answer.root = root.map_err(|e| NotJson(e.to_string()))?;
         Ok(answer)
+    }
+
+    /// Gives an answer's arrays back for a later parse on this thread (a
+    /// few small ones are kept; the others are freed).
+    pub fn recycle(mut self) {
+        if self.held_bytes() > SPARE_KEPT_BYTES {
+            return;
+        }
+        self.nodes.clear();
+        self.members.clear();
+        self.items.clear();
+        self.text.clear();
+        self.big_objects.clear();
+        self.sorted.clear();
+        SPARE_ANSWERS.with(|s| {
+            let mut spares = s.take();
+            if spares.len() < SPARE_ANSWERS_KEPT {
+                spares.push(self);
+            }
+            s.set(spares);
+        });
     }
 
     /// An answer holding just `{}` (the root object of an operation).
@@ -342,7 +379,15 @@ const SCRATCH_KEPT: usize = 4096;
 
 type Scratch = (Vec<(Span, NodeId)>, Vec<NodeId>);
 
+/// How many emptied answers a thread keeps for later parses.
+const SPARE_ANSWERS_KEPT: usize = 8;
+
+/// The largest answer (in bytes held) whose arrays are kept.
+const SPARE_KEPT_BYTES: usize = 64 * 1024;
+
 thread_local! {
+    /// Emptied answers, kept for later parses.
+    static SPARE_ANSWERS: std::cell::Cell<Vec<Answer>> = const { std::cell::Cell::new(Vec::new()) };
     /// The stacks of open containers, kept between parses.
     static SCRATCH: std::cell::Cell<Scratch> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }

@@ -99,6 +99,23 @@ impl Fetched {
         }
     }
 
+    /// Empties the store for another request, keeping its containers;
+    /// false (nothing kept) when they grew too large to keep.
+    pub fn reset(&mut self) -> bool {
+        if self.entries.capacity() > 4096 || self.answers.capacity() > 256 {
+            return false;
+        }
+        for held in self.answers.drain(1..) {
+            held.answer.recycle();
+        }
+        self.entries.clear();
+        self.errors.clear();
+        self.held_bytes = 0;
+        self.introspection = None;
+        self.introspection_errors.clear();
+        true
+    }
+
     /// The operation's root object.
     pub fn root(&self) -> ObjRef {
         ObjRef { answer: 0, node: 0 }

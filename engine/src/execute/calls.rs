@@ -67,6 +67,21 @@ pub(super) struct Calls {
 }
 
 impl Calls {
+    /// Empties the table for another request, keeping its containers;
+    /// false (nothing kept) when they grew too large to keep.
+    pub fn reset(&mut self) -> bool {
+        if self.calls.capacity() > 1024 || self.by_request.capacity() > 1024 {
+            return false;
+        }
+        self.calls.clear();
+        self.by_request.clear();
+        self.outbox.clear();
+        self.in_flight = 0;
+        self.batches.clear();
+        self.ready.clear();
+        true
+    }
+
     /// Whether a call is in flight (its answer is expected).
     pub fn is_in_flight(&self, id: CallId) -> bool {
         self.calls

@@ -246,19 +246,20 @@ impl Execution {
             cache.add_plan(key, &graphql.query, operation_name, mask, plan);
         }
         let deadline_ms = u64::try_from(gateway.deadline.as_millis()).unwrap_or(u64::MAX);
+        let spare = Spare::take();
         Ok(Run {
             next_serial: plan.mutation.then_some(0),
             plan,
             variables,
-            fetched: Fetched::new(),
-            calls: Calls::default(),
+            fetched: spare.fetched,
+            calls: spare.calls,
             client_headers: http
                 .headers
                 .iter()
                 .filter(|(name, _)| gateway.forwarded_names.contains(name))
                 .cloned()
                 .collect(),
-            base_headers: Vec::new(),
+            base_headers: spare.base_headers,
             deadline_at: now_ms.saturating_add(deadline_ms),
             cache: CachePolicy::default(),
             reply_objects: 0,
@@ -481,6 +482,55 @@ impl Execution {
         }
         reply.headers.push(("cache-control".into(), value));
         self.reply = Some(reply);
+        Spare::keep(*run);
+    }
+}
+
+/// The containers of a finished request, emptied and kept for the next one
+/// on this thread (one VM is one thread): a request then allocates only
+/// what its own data needs. Containers that grew large are not kept.
+#[derive(Debug, Default)]
+struct Spare {
+    fetched: Fetched,
+    calls: Calls,
+    base_headers: Vec<(Arc<str>, calls::Headers)>,
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Spare {
+    /// The kept containers, or new ones.
+    fn take() -> Spare {
+        SPARE
+            .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Keeps a finished request's containers, emptied, if they are small.
+    fn keep(run: Run) {
+        let Run {
+            mut fetched,
+            mut calls,
+            mut base_headers,
+            ..
+        } = run;
+        if !(fetched.reset() && calls.reset()) {
+            return;
+        }
+        base_headers.clear();
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                *s = Some(Spare {
+                    fetched,
+                    calls,
+                    base_headers,
+                });
+            }
+        });
     }
 }
 
