@@ -141,8 +141,15 @@ oci-pull:
 oci-test: wasm debian-tools
 	$(CARGO) test --locked -p graphql-aggregator-oci
 
-## bench: engine benchmarks (criterion), then the filter against the limit
-## and the Node peer through real Envoy; writes bench/results.md and .svg
+## bench: engine benchmarks (criterion, allocations), then the filter against
+## its ceiling, the plain-proxy limit and the Node peer through real Envoy
+## (wrk and the servers pinned to separate cores); writes bench/results.md,
+## bench/results.svg and README.md's performance table
+# BENCH_SECONDS (default 5) and BENCH_CONNECTIONS (default 64) bound each run;
+# BENCH_ROUNDS (default 3) rounds run every row once (a row shows its median).
+# The ceiling filter (bench/ceiling) is built here only: it is never shipped.
+BENCH_CEILING_WASM := $(CURDIR)/target/$(WASM_TARGET)/release/bench_ceiling.wasm
+BENCH_ENGINE_OUTPUT := $(CURDIR)/target/bench-engine.txt
 PEER_DEPS := bench/peer/node_modules/.installed
 
 $(PEER_DEPS): bench/peer/package-lock.json
@@ -151,9 +158,13 @@ $(PEER_DEPS): bench/peer/package-lock.json
 	@touch $@
 
 bench: setup wasm $(PEER_DEPS)
-	$(CARGO) bench --locked -p graphql-aggregator-engine --bench engine -- --warm-up-time 1 --measurement-time 3
+	@command -v taskset >/dev/null || echo "warning: taskset (util-linux) is missing: nothing will be pinned"
+	$(CARGO) bench --locked -p graphql-aggregator-engine --bench engine -- --warm-up-time 1 --measurement-time 3 \
+	  | tee $(BENCH_ENGINE_OUTPUT)
+	$(CARGO) build --locked --release -p bench-ceiling --target $(WASM_TARGET)
 	$(CARGO) build --locked --release -p mock-functions
-	MOCK_FUNCTIONS=$(CURDIR)/target/release/mock-functions $(CARGO) run --locked -q -p envoy-e2e --bin bench
+	MOCK_FUNCTIONS=$(CURDIR)/target/release/mock-functions BENCH_CEILING_WASM=$(BENCH_CEILING_WASM) \
+	  BENCH_ENGINE_OUTPUT=$(BENCH_ENGINE_OUTPUT) $(CARGO) run --locked -q -p envoy-e2e --bin bench
 
 ## fuzz-smoke / fuzz: the engine's cargo-fuzz targets (request bodies,
 ## function answers, configurations), FUZZ_SECONDS each (30 in `make test`).

@@ -65,6 +65,8 @@ pub struct Answer {
     big_objects: Vec<(NodeId, u32)>,
     /// Member positions of big objects, sorted by key (stable).
     sorted: Vec<u32>,
+    /// The size of the body it was parsed from.
+    body_len: usize,
 }
 
 /// Objects up to this many members are searched by a scan; larger ones
@@ -114,6 +116,7 @@ impl Answer {
                 root: 0,
                 big_objects: Vec::new(),
                 sorted: Vec::new(),
+                body_len: 0,
             },
         };
         let mut builder = Builder {
@@ -137,6 +140,7 @@ impl Answer {
             SCRATCH.with(|s| s.set((members, items)));
         }
         answer.root = root.map_err(|e| NotJson(e.to_string()))?;
+        answer.body_len = body.len();
         Ok(answer)
     }
 
@@ -171,6 +175,7 @@ impl Answer {
             root: 0,
             big_objects: Vec::new(),
             sorted: Vec::new(),
+            body_len: 0,
         }
     }
 
@@ -341,6 +346,11 @@ impl Answer {
                     .collect(),
             ),
         }
+    }
+
+    /// The size of the body it was parsed from.
+    pub fn body_len(&self) -> usize {
+        self.body_len
     }
 
     /// The memory this answer holds, in bytes (what the per-request budget

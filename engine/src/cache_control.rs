@@ -49,13 +49,13 @@ impl CachePolicy {
 
     /// The reply's header value: `no-store` unless the reply may be cached
     /// and every answer allowed it.
-    pub fn header(&self, cacheable_reply: bool) -> String {
+    pub fn header(&self, cacheable_reply: bool) -> std::borrow::Cow<'static, str> {
         if !cacheable_reply || self.answers == 0 {
             return "no-store".into();
         }
         match (self.no_store, self.max_age) {
-            (false, Some(age)) if self.private => format!("private, max-age={age}"),
-            (false, Some(age)) => format!("max-age={age}"),
+            (false, Some(age)) if self.private => format!("private, max-age={age}").into(),
+            (false, Some(age)) => format!("max-age={age}").into(),
             _ => "no-store".into(),
         }
     }
@@ -70,7 +70,7 @@ mod tests {
         for h in headers {
             policy.add(*h);
         }
-        policy.header(true)
+        policy.header(true).into_owned()
     }
 
     #[test]

@@ -142,6 +142,14 @@ impl Fetched {
         Ok(id)
     }
 
+    /// The bodies of the answers held, in bytes.
+    pub fn held_body_bytes(&self) -> usize {
+        self.answers
+            .iter()
+            .map(|h| h.answer.body_len())
+            .fold(0, usize::saturating_add)
+    }
+
     /// The bytes of answers held.
     pub fn held_bytes(&self) -> usize {
         self.held_bytes

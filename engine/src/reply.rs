@@ -34,10 +34,16 @@ pub fn write(gateway: &Gateway, plan: &Plan, fetched: &Fetched) -> Result<Writte
         gateway,
         plan,
         fetched,
-        out: Vec::with_capacity(256),
+        // Sized from the answers: the reply is rarely much larger.
+        out: Vec::with_capacity(
+            fetched
+                .held_body_bytes()
+                .saturating_add(256)
+                .min(gateway.limits.max_reply_bytes.saturating_add(1)),
+        ),
         errors: Vec::new(),
         error_count: 0,
-        path: Vec::new(),
+        path: PATH.with(std::cell::Cell::take),
         objects: 0,
         max_objects: gateway.limits.max_reply_objects,
         max_bytes: gateway.limits.max_reply_bytes,
@@ -69,6 +75,11 @@ pub fn write(gateway: &Gateway, plan: &Plan, fetched: &Fetched) -> Result<Writte
     if writer.out.len() > writer.max_bytes {
         return Err(writer.bytes_exceeded());
     }
+    let mut path = std::mem::take(&mut writer.path);
+    path.clear();
+    if path.capacity() <= 1024 {
+        PATH.with(|p| p.set(path));
+    }
     Ok(Written {
         body: writer.out,
         errors: writer.error_count,
@@ -83,11 +94,17 @@ enum Stop {
     Limit(LimitExceeded),
 }
 
-/// One step of a response path.
+/// One step of a response path: a plan field (its response key), or a
+/// list index.
 #[derive(Debug, Clone, Copy)]
-enum Step<'a> {
-    Key(&'a str),
+enum Step {
+    Field(u32),
     Index(usize),
+}
+
+thread_local! {
+    /// The path buffer, kept between replies on this thread.
+    static PATH: std::cell::Cell<Vec<Step>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A value to complete.
@@ -108,7 +125,7 @@ struct Writer<'a> {
     out: Vec<u8>,
     errors: Vec<u8>,
     error_count: usize,
-    path: Vec<Step<'a>>,
+    path: Vec<Step>,
     objects: usize,
     max_objects: usize,
     max_bytes: usize,
@@ -133,7 +150,7 @@ impl<'a> Writer<'a> {
                 self.out.push(b',');
             }
             self.out.extend_from_slice(&field.key_json);
-            self.path.push(Step::Key(field.key.as_str()));
+            self.path.push(Step::Field(*id));
             let written = self
                 .field(at, type_name, *id, field)
                 .and_then(|()| self.check_bytes());
@@ -495,6 +512,12 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// A plan field's response key.
+    fn key(&self, id: u32) -> &'a str {
+        let plan: &'a Plan = self.plan;
+        plan.fields.get(id as usize).map_or("", |f| f.key.as_str())
+    }
+
     /// The current path as text, `user.friends.3.name` (none at the root).
     fn path_text(&self) -> Option<String> {
         if self.path.is_empty() {
@@ -506,7 +529,7 @@ impl<'a> Writer<'a> {
                 text.push('.');
             }
             match step {
-                Step::Key(key) => text.push_str(key),
+                Step::Field(id) => text.push_str(self.key(*id)),
                 Step::Index(index) => {
                     let _ = write!(text, "{index}");
                 }
@@ -540,7 +563,13 @@ impl<'a> Writer<'a> {
                 errors.push(b',');
             }
             match step {
-                Step::Key(key) => write_str(errors, key),
+                Step::Field(id) => write_str(
+                    errors,
+                    self.plan
+                        .fields
+                        .get(*id as usize)
+                        .map_or("", |f| f.key.as_str()),
+                ),
                 Step::Index(index) => {
                     let _ = serde_json::to_writer(&mut *errors, index);
                 }

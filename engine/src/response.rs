@@ -8,14 +8,15 @@ use crate::limits::LimitExceeded;
 use crate::request::{RequestError, ResponseMedia};
 use apollo_compiler::response::{GraphQLError, JsonMap, JsonValue};
 use apollo_compiler::validation::DiagnosticList;
+use std::borrow::Cow;
 
 /// The local reply the host sends to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
-    /// Response headers (lower-case names).
-    pub headers: Vec<(String, String)>,
+    /// Response headers (lower-case names); most are constants, borrowed.
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     /// Response body.
     pub body: Vec<u8>,
     /// What kind of answer it is, for metrics.

@@ -68,7 +68,7 @@ fn run(
         .headers
         .iter()
         .find(|(k, _)| k == "cache-control")
-        .map(|(_, v)| v.clone());
+        .map(|(_, v)| v.to_string());
     (serde_json::from_slice(&reply.body).unwrap(), cache, headers)
 }
 

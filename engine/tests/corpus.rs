@@ -43,7 +43,12 @@ fn run(gateway: &Arc<Gateway>, case: &Case) -> Result<(), String> {
     let reply = execution
         .reply()
         .ok_or_else(|| format!("{}: no reply with nothing in flight", case.id))?;
-    case.check(reply.status, &reply.headers, &reply.body)?;
+    let headers: Vec<(String, String)> = reply
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    case.check(reply.status, &headers, &reply.body)?;
     match case.expected_calls() {
         Some(want) if want != calls => Err(format!(
             "{}: {calls} function calls, expected {want}",

@@ -120,7 +120,7 @@ pub fn buffer(buffer: BufferType, start: usize, max_size: usize) -> Result<Vec<u
 /// Send a local reply to the client.
 pub fn send_local_response(
     status: u16,
-    headers: &[(String, String)],
+    headers: &[(impl AsRef<str>, impl AsRef<str>)],
     body: &[u8],
 ) -> Result<(), HostStatus> {
     let map = serialize_map(headers);
@@ -193,17 +193,18 @@ pub fn record_metric(id: u32, value: u64) {
 
 /// Proxy-Wasm header map encoding: count, then (name size, value size)
 /// pairs, then the NUL-terminated names and values.
-fn serialize_map(map: &[(String, String)]) -> Vec<u8> {
+fn serialize_map(map: &[(impl AsRef<str>, impl AsRef<str>)]) -> Vec<u8> {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(&u32::try_from(map.len()).unwrap_or(0).to_le_bytes());
     for (name, value) in map {
+        let (name, value) = (name.as_ref(), value.as_ref());
         bytes.extend_from_slice(&u32::try_from(name.len()).unwrap_or(0).to_le_bytes());
         bytes.extend_from_slice(&u32::try_from(value.len()).unwrap_or(0).to_le_bytes());
     }
     for (name, value) in map {
-        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(name.as_ref().as_bytes());
         bytes.push(0);
-        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(value.as_ref().as_bytes());
         bytes.push(0);
     }
     bytes
