@@ -29,12 +29,15 @@ use mock_functions::{answer_get, DataSet};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// `System`, counting allocation calls and live bytes.
 struct Counting;
 
+/// Whether allocations are counted now: only while [`heap_cost`] measures,
+/// so that the timed runs pay nothing for the counters.
+static COUNTING: AtomicBool = AtomicBool::new(false);
 /// alloc, alloc_zeroed and realloc calls so far.
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// Bytes allocated and not yet freed.
@@ -43,12 +46,33 @@ static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 fn grew(bytes: usize) {
+    if !COUNTING.load(Relaxed) {
+        return;
+    }
     let now = CURRENT.fetch_add(bytes, Relaxed).saturating_add(bytes);
     PEAK.fetch_max(now, Relaxed);
 }
 
 fn shrank(bytes: usize) {
-    CURRENT.fetch_sub(bytes, Relaxed);
+    if !COUNTING.load(Relaxed) {
+        return;
+    }
+    let _ = CURRENT.fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_sub(bytes)));
+}
+
+/// Runs `f` without counting: the harness's own allocations (the request
+/// it builds, the answers it copies) are not the engine's.
+fn uncounted<T>(f: impl FnOnce() -> T) -> T {
+    let was = COUNTING.swap(false, Relaxed);
+    let value = f();
+    COUNTING.store(was, Relaxed);
+    value
+}
+
+fn counted() {
+    if COUNTING.load(Relaxed) {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+    }
 }
 
 // SAFETY: every call is forwarded to `System` unchanged; only counters are
@@ -58,7 +82,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: the caller upholds `alloc`'s contract.
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
-            ALLOCATIONS.fetch_add(1, Relaxed);
+            counted();
             grew(layout.size());
         }
         ptr
@@ -68,7 +92,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: the caller upholds `alloc_zeroed`'s contract.
         let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            ALLOCATIONS.fetch_add(1, Relaxed);
+            counted();
             grew(layout.size());
         }
         ptr
@@ -84,7 +108,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: the caller upholds `realloc`'s contract.
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
-            ALLOCATIONS.fetch_add(1, Relaxed);
+            counted();
             if new_size >= layout.size() {
                 grew(new_size - layout.size());
             } else {
@@ -111,6 +135,9 @@ struct HeapCost {
 fn heap_cost(mut request: impl FnMut()) -> HeapCost {
     const RUNS: u32 = 100;
     request();
+    // Live bytes are counted from here: frees of older blocks saturate.
+    CURRENT.store(0, Relaxed);
+    COUNTING.store(true, Relaxed);
     let before = ALLOCATIONS.load(Relaxed);
     let mut peak_bytes = 0;
     for _ in 0..RUNS {
@@ -120,6 +147,7 @@ fn heap_cost(mut request: impl FnMut()) -> HeapCost {
         peak_bytes = peak_bytes.max(PEAK.load(Relaxed).saturating_sub(base));
     }
     let allocations = ALLOCATIONS.load(Relaxed).saturating_sub(before);
+    COUNTING.store(false, Relaxed);
     HeapCost {
         allocations: allocations as f64 / f64::from(RUNS),
         peak_bytes,
@@ -168,7 +196,7 @@ impl Functions {
                 .insert(path.to_string(), (answer.status, answer.body.into_bytes()));
         }
         let (status, body) = &self.answers[path];
-        CallOutcome::response(*status, body.clone())
+        uncounted(|| CallOutcome::response(*status, body.clone()))
     }
 }
 
@@ -179,7 +207,7 @@ fn run(
     functions: &mut Functions,
     cache: &mut PlanCache,
 ) -> usize {
-    let request = HttpRequest::post_json(body.as_bytes().to_vec());
+    let request = uncounted(|| HttpRequest::post_json(body.as_bytes().to_vec()));
     let mut execution = Execution::start_cached(gateway.clone(), &request, 0, Some(cache));
     loop {
         let calls = execution.take_calls(0);
@@ -191,7 +219,11 @@ fn run(
             execution.on_call_outcome(call.id, outcome, 0);
         }
     }
-    execution.reply().unwrap().body.len()
+    let reply = execution.reply().unwrap();
+    let size = reply.body.len();
+    drop(reply);
+    uncounted(|| drop(request));
+    size
 }
 
 fn benches(c: &mut Criterion) {
