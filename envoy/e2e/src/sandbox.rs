@@ -364,7 +364,11 @@ impl Drop for Sandbox {
     }
 }
 
-fn listener_ports(client: &Client, admin: SocketAddr) -> Result<BTreeMap<String, u16>, String> {
+/// The port each listener is bound to, from Envoy's admin API.
+pub(crate) fn listener_ports(
+    client: &Client,
+    admin: SocketAddr,
+) -> Result<BTreeMap<String, u16>, String> {
     let url = format!("http://{admin}/listeners?format=json");
     let reply = client.get(&url)?;
     let value: Value = serde_json::from_str(&reply.body)
@@ -383,7 +387,8 @@ fn listener_ports(client: &Client, admin: SocketAddr) -> Result<BTreeMap<String,
     Ok(ports)
 }
 
-fn log_tail(path: &std::path::Path, lines: usize) -> String {
+/// The last `lines` lines of a log file.
+pub(crate) fn log_tail(path: &std::path::Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -25,7 +25,7 @@ use crate::config::{self, DEMO_CLUSTER, DEMO_LISTENER};
 use crate::http::Client;
 use crate::paths::Paths;
 use crate::process::ProcessGuard;
-use crate::sandbox::STARTUP_DEADLINE;
+use crate::sandbox::{listener_ports, log_tail, STARTUP_DEADLINE};
 
 /// The mock functions and one Envoy; dropping it stops Envoy, then the mock.
 #[derive(Debug)]
@@ -314,31 +314,6 @@ impl Drop for Solo {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn listener_ports(client: &Client, admin: SocketAddr) -> Result<BTreeMap<String, u16>, String> {
-    let url = format!("http://{admin}/listeners?format=json");
-    let reply = client.get(&url)?;
-    let value: Value = serde_json::from_str(&reply.body)
-        .map_err(|e| format!("GET {url}: not JSON ({e}): {}", reply.body))?;
-    let mut ports = BTreeMap::new();
-    for status in value["listener_statuses"].as_array().into_iter().flatten() {
-        let name = status["name"].as_str().unwrap_or_default();
-        let port = status["local_address"]["socket_address"]["port_value"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0);
-        if let Some(port) = port {
-            ports.insert(name.to_string(), port);
-        }
-    }
-    Ok(ports)
-}
-
-fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[cfg(test)]
