@@ -17,10 +17,19 @@ use super::host::{self, MetricKind};
 use graphql_aggregator_engine::response::Outcome;
 use std::collections::HashMap;
 
-/// The metric ids, defined on first use.
+/// The metric ids, defined once: the per-request and per-call paths look
+/// them up without formatting a name or allocating.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Every id defined so far, by name (each name is defined once).
     ids: HashMap<String, Option<u32>>,
+    /// `requests.<outcome>`, in `Outcome::ALL` order.
+    requests: Vec<Option<u32>>,
+    plan_cache_hits: Option<u32>,
+    plan_cache_misses: Option<u32>,
+    latency: Option<u32>,
+    /// `calls.<upstream>.<kind>`, by upstream and kind.
+    calls: Vec<(String, &'static str, Option<u32>)>,
 }
 
 impl Metrics {
@@ -31,53 +40,67 @@ impl Metrics {
             .or_insert_with_key(|name| host::define_metric(kind, name).ok())
     }
 
-    fn count(&mut self, name: String, by: u64) {
-        if by == 0 {
-            return;
-        }
-        if let Some(id) = self.id(MetricKind::Counter, name) {
+    fn count(id: Option<u32>, by: u64) {
+        if let (Some(id), true) = (id, by > 0) {
             host::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
         }
     }
 
-    /// Defines the fixed metrics, so that they show (as 0) before use.
+    /// Defines the metrics every configuration has.
     pub fn define_all(&mut self) {
-        for outcome in Outcome::ALL {
-            self.id(MetricKind::Counter, request_name(outcome));
-        }
-        self.id(
+        self.requests = Outcome::ALL
+            .into_iter()
+            .map(|outcome| {
+                let name = format!("graphql_aggregator.requests.{}", outcome.name());
+                self.id(MetricKind::Counter, name)
+            })
+            .collect();
+        self.plan_cache_hits = self.id(
             MetricKind::Counter,
             "graphql_aggregator.plan_cache.hits".into(),
         );
-        self.id(
+        self.plan_cache_misses = self.id(
             MetricKind::Counter,
             "graphql_aggregator.plan_cache.misses".into(),
         );
-        self.id(MetricKind::Histogram, LATENCY.into());
+        self.latency = self.id(MetricKind::Histogram, LATENCY.into());
     }
 
-    /// One reply sent.
+    /// A reply sent.
     pub fn request(&mut self, outcome: Outcome) {
-        self.count(request_name(outcome), 1);
+        let index = Outcome::ALL.iter().position(|o| *o == outcome);
+        let id = index.and_then(|i| self.requests.get(i).copied().flatten());
+        Self::count(id, 1);
     }
 
-    /// One call ended after `latency_ms`.
-    pub fn call(&mut self, upstream: &str, kind: &str, latency_ms: u64) {
-        self.count(format!("graphql_aggregator.calls.{upstream}.{kind}"), 1);
-        if let Some(id) = self.id(MetricKind::Histogram, LATENCY.into()) {
+    /// A call ended (`kind` as `CallOutcome::kind` says), after
+    /// `latency_ms`.
+    pub fn call(&mut self, upstream: &str, kind: &'static str, latency_ms: u64) {
+        let known = self
+            .calls
+            .iter()
+            .find(|(u, k, _)| u == upstream && *k == kind)
+            .map(|(_, _, id)| *id);
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let name = format!("graphql_aggregator.calls.{upstream}.{kind}");
+                let id = self.id(MetricKind::Counter, name);
+                self.calls.push((upstream.to_string(), kind, id));
+                id
+            }
+        };
+        Self::count(id, 1);
+        if let Some(id) = self.latency {
             host::record_metric(id, latency_ms);
         }
     }
 
-    /// Plan-cache lookups since the last report.
+    /// Plan cache lookups.
     pub fn plan_cache(&mut self, hits: u64, misses: u64) {
-        self.count("graphql_aggregator.plan_cache.hits".into(), hits);
-        self.count("graphql_aggregator.plan_cache.misses".into(), misses);
+        Self::count(self.plan_cache_hits, hits);
+        Self::count(self.plan_cache_misses, misses);
     }
 }
 
 const LATENCY: &str = "graphql_aggregator.call_latency_ms";
-
-fn request_name(outcome: Outcome) -> String {
-    format!("graphql_aggregator.requests.{}", outcome.name())
-}
