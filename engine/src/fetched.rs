@@ -11,7 +11,6 @@ use crate::error::FieldError;
 use crate::plan::FieldId;
 use apollo_compiler::response::{GraphQLError, JsonMap};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// Identifies an answer of a request.
@@ -67,7 +66,7 @@ pub struct Held {
 #[derive(Debug)]
 pub struct Fetched {
     answers: Vec<Held>,
-    entries: HashMap<(ObjRef, FieldId), Entry, BuildHasherDefault<FieldHasher>>,
+    entries: HashMap<(ObjRef, FieldId), Entry, crate::hashing::BuildFast>,
     errors: Vec<FieldError>,
     held_bytes: usize,
     /// The introspection fields' values (`__schema`, `__type`), by
@@ -199,31 +198,5 @@ impl Fetched {
                 entry.value = Resolved::Failed(error);
             }
         }
-    }
-}
-
-/// A fast hasher for entry keys (small integers, not chosen by clients in
-/// any way that could collide them on purpose: they are node and field
-/// indices).
-#[derive(Default)]
-pub struct FieldHasher(u64);
-
-impl Hasher for FieldHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(u64::from(*byte));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }

@@ -40,6 +40,7 @@ pub mod config;
 pub mod error;
 pub mod execute;
 pub mod fetched;
+pub mod hashing;
 pub mod key_path;
 pub mod limits;
 pub mod plan;

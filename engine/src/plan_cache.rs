@@ -12,9 +12,7 @@
 use crate::plan::Plan;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name};
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// The most plans kept per document (combinations of condition values).
@@ -81,7 +79,7 @@ struct Entry {
 pub struct PlanCache {
     capacity: usize,
     /// By the hash of the text (already a hash: not hashed again).
-    entries: HashMap<u64, Entry, std::hash::BuildHasherDefault<crate::fetched::FieldHasher>>,
+    entries: HashMap<u64, Entry, crate::hashing::BuildFast>,
     clock: u64,
     /// Lookups that found their document.
     pub hits: u64,
@@ -107,10 +105,7 @@ impl PlanCache {
 
     /// The key of a document and operation name.
     pub fn key(query: &str, operation_name: Option<&str>) -> Key {
-        let mut hasher = DefaultHasher::new();
-        query.hash(&mut hasher);
-        operation_name.hash(&mut hasher);
-        Key(hasher.finish())
+        Key(crate::hashing::hash_of(&(query, operation_name)))
     }
 
     /// The document prepared for `query` and `operation_name`, if cached.

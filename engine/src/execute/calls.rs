@@ -56,7 +56,7 @@ pub(super) struct Calls {
     calls: Vec<Call>,
     /// Calls by the hash of their request (already a hash: no hashing
     /// again).
-    by_request: HashMap<u64, CallId, std::hash::BuildHasherDefault<crate::fetched::FieldHasher>>,
+    by_request: HashMap<u64, CallId, crate::hashing::BuildFast>,
     outbox: Vec<CallId>,
     in_flight: usize,
     /// Batched fields gathered while merging: by the request they share
@@ -190,11 +190,7 @@ impl Calls {
     ) -> Result<CallId, (Waiter, usize)> {
         // Identical calls are found by a hash of the request, and compared
         // in full (a collision makes a second call, never a wrong answer).
-        let hash = {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(&request, &mut hasher);
-            std::hash::Hasher::finish(&hasher)
-        };
+        let hash = crate::hashing::hash_of(&request);
         if let Some(&id) = self.by_request.get(&hash) {
             if self.calls.get(id).is_some_and(|c| c.request == request) {
                 self.join(id, waiter);
