@@ -38,47 +38,9 @@ pub struct Mock {
 impl Mock {
     fn start(paths: &Paths, name: &str, args: &[String]) -> Result<Mock, String> {
         let log = paths.work.join(format!("mock-{name}.log"));
-        let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut command = Command::new(&paths.mock_functions);
-        command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut process = ProcessGuard::spawn(&format!("mock-functions ({name})"), command)?;
-        let stdout = process
-            .child_mut()
-            .stdout
-            .take()
-            .ok_or("mock-functions has no stdout pipe")?;
-        // The first line announces the address; the rest is drained so the
-        // server can never block on a full pipe.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(STARTUP_DEADLINE) {
-            Ok(Some(Ok(line))) => line,
-            Ok(_) => {
-                return Err(format!(
-                    "mock-functions ({name}) closed its stdout without announcing its address; \
-                     see {}",
-                    log.display()
-                ))
-            }
-            Err(_) => {
-                return Err(format!(
-                "mock-functions ({name}) did not announce its address within {STARTUP_DEADLINE:?}"
-            ))
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim().parse().ok())
-            .ok_or_else(|| format!("mock-functions ({name}) said {line:?}"))?;
+        command.args(args);
+        let (process, addr) = spawn_mock(command, name, &log)?;
         Ok(Mock {
             process,
             addr,
@@ -362,6 +324,50 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Starts `mock-functions` from `command` (its program and arguments; the
+/// listen address, pipes and log are set here) on an ephemeral loopback
+/// port, and waits until it says where it listens.
+pub fn spawn_mock(
+    mut command: Command,
+    name: &str,
+    log: &std::path::Path,
+) -> Result<(ProcessGuard, SocketAddr), String> {
+    let stderr = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    let mut process = ProcessGuard::spawn(&format!("mock-functions ({name})"), command)?;
+    let stdout = process
+        .child_mut()
+        .stdout
+        .take()
+        .ok_or("mock-functions has no stdout pipe")?;
+    // The first line announces the address; the rest is drained so the
+    // server can never block on a full pipe.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next());
+        for _ in lines {}
+    });
+    let line = match rx.recv_timeout(STARTUP_DEADLINE) {
+        Ok(Some(Ok(line))) => line,
+        _ => {
+            return Err(format!(
+                "mock-functions ({name}) did not announce its address within {STARTUP_DEADLINE:?}; see {}",
+                log.display()
+            ))
+        }
+    };
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|a| a.trim().parse().ok())
+        .ok_or_else(|| format!("mock-functions ({name}) said {line:?}"))?;
+    Ok((process, addr))
 }
 
 /// The port each listener is bound to, from Envoy's admin API.

@@ -12,11 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -25,7 +23,7 @@ use crate::config::{self, DEMO_CLUSTER, DEMO_LISTENER};
 use crate::http::Client;
 use crate::paths::Paths;
 use crate::process::ProcessGuard;
-use crate::sandbox::{listener_ports, log_tail, STARTUP_DEADLINE};
+use crate::sandbox::{listener_ports, log_tail, spawn_mock, STARTUP_DEADLINE};
 
 /// The mock functions and one Envoy; dropping it stops Envoy, then the mock.
 #[derive(Debug)]
@@ -148,40 +146,7 @@ pub fn solo_config(
 /// its address.
 fn start_mock(paths: &Paths, work: &Path) -> Result<(ProcessGuard, SocketAddr), String> {
     let log = work.join("mock-functions.log");
-    let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let mut command = Command::new(&paths.mock_functions);
-    command
-        .args(["--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr);
-    let mut process = ProcessGuard::spawn("mock-functions", command)?;
-    let stdout = process
-        .child_mut()
-        .stdout
-        .take()
-        .ok_or("mock-functions has no stdout pipe")?;
-    // The first line announces the address; the rest is drained.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next());
-        for _ in lines {}
-    });
-    let line = match rx.recv_timeout(STARTUP_DEADLINE) {
-        Ok(Some(Ok(line))) => line,
-        _ => {
-            return Err(format!(
-                "mock-functions did not announce its address within {STARTUP_DEADLINE:?}; see {}",
-                log.display()
-            ))
-        }
-    };
-    let addr = line
-        .strip_prefix("listening on ")
-        .and_then(|a| a.trim().parse().ok())
-        .ok_or_else(|| format!("mock-functions said {line:?}"))?;
-    Ok((process, addr))
+    spawn_mock(Command::new(&paths.mock_functions), "solo", &log)
 }
 
 impl Solo {

@@ -35,6 +35,7 @@ use envoy_e2e::config::load_yaml;
 use envoy_e2e::http::Client;
 use envoy_e2e::paths::Paths;
 use envoy_e2e::process::ProcessGuard;
+use envoy_e2e::sandbox::spawn_mock;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -44,7 +45,6 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The seed query; `__USER__` becomes each request's user.
@@ -251,40 +251,9 @@ impl Mock {
         args: &[String],
     ) -> Result<Mock, String> {
         let log = work.join(format!("mock-{name}.log"));
-        let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut command = pin.server(&paths.mock_functions);
-        command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut process = ProcessGuard::spawn(&format!("mock-functions ({name})"), command)?;
-        let stdout = process
-            .child_mut()
-            .stdout
-            .take()
-            .ok_or("mock-functions has no stdout pipe")?;
-        // The first line says where it listens; the rest is drained.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(STARTUP_DEADLINE) {
-            Ok(Some(Ok(line))) => line,
-            _ => {
-                return Err(format!(
-                    "mock-functions ({name}) did not say where it listens; see {}",
-                    log.display()
-                ))
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim().parse().ok())
-            .ok_or_else(|| format!("mock-functions ({name}) said {line:?}"))?;
+        command.args(args);
+        let (process, addr) = spawn_mock(command, name, &log)?;
         pin.check(&format!("mock-functions ({name})"), process.pid())?;
         Ok(Mock {
             _process: process,
