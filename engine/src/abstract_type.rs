@@ -12,6 +12,28 @@ use apollo_compiler::schema::ExtendedType;
 use apollo_compiler::{Name, Schema};
 use std::collections::HashMap;
 
+/// The object type of a field's value: `named` for an object type, or the
+/// concrete type of `abstract_type` read from the object (`object`, a node
+/// of `answer`).
+pub fn object_type(
+    gateway: &crate::config::Gateway,
+    named: &Name,
+    abstract_type: Option<&Name>,
+    answer: &Answer,
+    object: NodeId,
+) -> Result<Name, FieldError> {
+    match abstract_type {
+        None => Ok(named.clone()),
+        Some(declared) => concrete_type(
+            &gateway.schema,
+            &gateway.discriminators,
+            declared,
+            answer,
+            object,
+        ),
+    }
+}
+
 /// The concrete object type of `object` (an object node of `answer`), a
 /// value of the declared type.
 pub fn concrete_type(

@@ -149,11 +149,6 @@ impl Fetched {
             .fold(0, usize::saturating_add)
     }
 
-    /// The bytes of answers held.
-    pub fn held_bytes(&self) -> usize {
-        self.held_bytes
-    }
-
     /// An answer.
     pub fn answer(&self, id: AnswerId) -> Option<&Held> {
         self.answers.get(id as usize)

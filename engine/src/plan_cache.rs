@@ -197,8 +197,7 @@ impl PlanCache {
         }
         prepared.add_plan(conditions, plan);
         loop {
-            let total: usize = self.entries.values().map(|e| e.prepared.fields).sum();
-            if total <= MAX_CACHED_PLAN_FIELDS {
+            if self.plan_fields() <= MAX_CACHED_PLAN_FIELDS {
                 return;
             }
             let oldest = self

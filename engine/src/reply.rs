@@ -9,7 +9,7 @@
 //! an errors buffer appended at the end. Objects, list items and bytes are
 //! counted as they are written: past a limit the writing stops at once.
 
-use crate::abstract_type::concrete_type;
+use crate::abstract_type::object_type;
 use crate::answer::{write_float, write_int, write_str, Node};
 use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
@@ -326,24 +326,14 @@ impl<'a> Writer<'a> {
                     if !matches!(node, Node::Object(_)) {
                         return self.bad_shape(field, at, "an object");
                     }
-                    let concrete = match abstract_type {
-                        None => named.clone(),
-                        Some(declared) => {
-                            let gateway = self.gateway;
-                            match concrete_type(
-                                &gateway.schema,
-                                &gateway.discriminators,
-                                declared,
-                                answer,
-                                at.node,
-                            ) {
-                                Ok(name) => name,
-                                Err(mut error) => {
-                                    error.upstream = held.upstream.clone();
-                                    self.field_error(field, &error);
-                                    return Err(Stop::Null);
-                                }
-                            }
+                    let resolved =
+                        object_type(self.gateway, named, abstract_type.as_ref(), answer, at.node);
+                    let concrete = match resolved {
+                        Ok(name) => name,
+                        Err(mut error) => {
+                            error.upstream = held.upstream.clone();
+                            self.field_error(field, &error);
+                            return Err(Stop::Null);
                         }
                     };
                     self.object(at, concrete.as_str(), *set)

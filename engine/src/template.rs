@@ -295,15 +295,6 @@ pub fn encode(text: &str) -> impl Iterator<Item = &str> {
     utf8_percent_encode(text, COMPONENT)
 }
 
-/// Append `name=value` to a rendered path; `value` must already be encoded.
-pub fn append_query(path: &str, name: &str, encoded_value: &str) -> String {
-    let separator = if path.contains('?') { '&' } else { '?' };
-    format!(
-        "{path}{separator}{}={encoded_value}",
-        encode_component(name)
-    )
-}
-
 /// A path-and-query template such as `/users/{args.id}/orders?limit={args.limit}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate {

@@ -265,18 +265,15 @@ impl Run {
                 if !answer.is_object(at.node) {
                     return; // the reply writer reports the wrong shape
                 }
-                let concrete = match abstract_type {
-                    None => named.clone(),
-                    Some(declared) => match crate::abstract_type::concrete_type(
-                        &gateway.schema,
-                        &gateway.discriminators,
-                        declared,
-                        answer,
-                        at.node,
-                    ) {
-                        Ok(name) => name,
-                        Err(_) => return, // reported by the reply writer
-                    },
+                let resolved = crate::abstract_type::object_type(
+                    gateway,
+                    named,
+                    abstract_type,
+                    answer,
+                    at.node,
+                );
+                let Ok(concrete) = resolved else {
+                    return; // reported by the reply writer
                 };
                 self.walk_object(gateway, plan, at, concrete.as_str(), set, occurrences);
             }
