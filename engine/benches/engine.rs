@@ -27,7 +27,6 @@ use graphql_aggregator_engine::request::HttpRequest;
 use graphql_aggregator_engine::upstream::CallOutcome;
 use mock_functions::{answer_get, DataSet};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -173,29 +172,33 @@ fn gateway() -> Arc<Gateway> {
 }
 
 /// The mock functions' answers (`answer_get`), computed once per path so
-/// that the timings and the heap figures are the engine's alone. Every call
-/// still gets its own copy of the body, as a host hands the filter a fresh
-/// buffer.
+/// that the timings and the heap figures are the engine's alone. A request
+/// makes a few distinct calls, so a scan finds them. Every call still gets
+/// its own copy of the body, as a host hands the filter a fresh buffer.
 struct Functions {
     data: DataSet,
-    answers: HashMap<String, (u16, Vec<u8>)>,
+    answers: Vec<(String, u16, Vec<u8>)>,
 }
 
 impl Functions {
     fn new(users: u32) -> Functions {
         Functions {
             data: DataSet::new(users),
-            answers: HashMap::new(),
+            answers: Vec::new(),
         }
     }
 
     fn answer(&mut self, path: &str) -> CallOutcome {
-        if !self.answers.contains_key(path) {
-            let answer = answer_get(&self.data, path);
-            self.answers
-                .insert(path.to_string(), (answer.status, answer.body.into_bytes()));
-        }
-        let (status, body) = &self.answers[path];
+        let known = self.answers.iter().position(|(p, _, _)| p == path);
+        let at = known.unwrap_or_else(|| {
+            uncounted(|| {
+                let answer = answer_get(&self.data, path);
+                let body = answer.body.into_bytes();
+                self.answers.push((path.to_string(), answer.status, body));
+            });
+            self.answers.len() - 1
+        });
+        let (_, status, body) = &self.answers[at];
         uncounted(|| CallOutcome::response(*status, body.clone()))
     }
 }

@@ -124,10 +124,21 @@ impl Answer {
             members,
             items,
         };
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let root = NodeSeed(&mut builder)
-            .deserialize(&mut deserializer)
-            .and_then(|root| deserializer.end().map(|()| root));
+        // Checked as UTF-8 once, in bulk: the parser then takes strings
+        // as they are instead of checking each one.
+        let root = match std::str::from_utf8(body) {
+            Ok(text) => {
+                let mut deserializer = serde_json::Deserializer::from_str(text);
+                NodeSeed(&mut builder)
+                    .deserialize(&mut deserializer)
+                    .and_then(|root| deserializer.end().map(|()| root))
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(format!(
+                "invalid UTF-8 at byte {} of the answer",
+                e.valid_up_to()
+            )),
+        };
         let Builder {
             mut answer,
             mut members,
@@ -139,7 +150,7 @@ impl Answer {
             items.clear();
             SCRATCH.with(|s| s.set((members, items)));
         }
-        answer.root = root.map_err(|e| NotJson(e.to_string()))?;
+        answer.root = root.map_err(NotJson)?;
         answer.body_len = body.len();
         Ok(answer)
     }
@@ -611,6 +622,8 @@ mod tests {
     #[test]
     fn refuses_what_is_not_one_json_value() {
         assert!(Answer::parse(b"<html>").is_err());
+        let latin1 = Answer::parse(b"{\"name\": \"Ren\xe9\"}").unwrap_err();
+        assert_eq!(latin1.0, "invalid UTF-8 at byte 13 of the answer");
         assert!(Answer::parse(b"{} {}").is_err());
         assert!(
             Answer::parse(&vec![b'['; 10_000]).is_err(),

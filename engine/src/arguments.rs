@@ -11,15 +11,20 @@ use serde_json::Number;
 /// Whether a field's arguments use variables (if not, their values are
 /// the same for every request and are computed once, with the plan).
 pub fn uses_variables(field: &Field) -> bool {
-    fn walk(value: &Value) -> bool {
-        match value {
-            Value::Variable(_) => true,
-            Value::List(items) => items.iter().any(|i| walk(i)),
-            Value::Object(fields) => fields.iter().any(|(_, v)| walk(v)),
-            _ => false,
-        }
+    field
+        .arguments
+        .iter()
+        .any(|a| value_uses_variables(&a.value))
+}
+
+/// Whether an input value is or contains a variable.
+pub fn value_uses_variables(value: &Value) -> bool {
+    match value {
+        Value::Variable(_) => true,
+        Value::List(items) => items.iter().any(|i| value_uses_variables(i)),
+        Value::Object(fields) => fields.iter().any(|(_, v)| value_uses_variables(v)),
+        _ => false,
     }
-    field.arguments.iter().any(|a| walk(&a.value))
 }
 
 /// The argument values of a field as JSON, as the spec's

@@ -23,6 +23,7 @@ use apollo_compiler::schema::{ExtendedType, FieldDefinition, ObjectType, Type};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name, Node, Schema};
 use indexmap::IndexMap;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -166,19 +167,59 @@ pub enum ParentKey {
 pub enum Arguments {
     /// Without variables: the same for every request.
     Constant(Arc<JsonMap>),
-    /// Using variables: computed per request from the field and its
-    /// definition.
+    /// Some given as a variable (`id: $id`), the others without variables:
+    /// the constant ones (and the defaults of those whose variable is
+    /// absent) computed once, the bound ones read from the variables.
+    Bound {
+        /// Values without variables, and defaults.
+        constants: Arc<JsonMap>,
+        /// `(argument, variable)` pairs.
+        bound: Arc<[(Name, Name)]>,
+    },
+    /// Using variables inside lists or input objects: computed per request
+    /// from the field and its definition.
     PerRequest(Node<Field>, Node<FieldDefinition>),
 }
 
 impl Arguments {
-    /// The argument values for a request's coerced variables.
-    pub fn values(&self, schema: &Schema, variables: &JsonMap) -> Arc<JsonMap> {
-        match self {
-            Arguments::Constant(values) => values.clone(),
-            Arguments::PerRequest(field, definition) => {
-                Arc::new(argument_values(schema, definition, field, variables))
+    /// The arguments of `field` (with its `definition`) in a plan.
+    fn of(schema: &Schema, definition: &Node<FieldDefinition>, field: &Node<Field>) -> Self {
+        let constants = || Arc::new(argument_values(schema, definition, field, &JsonMap::new()));
+        if !uses_variables(field) {
+            return Arguments::Constant(constants());
+        }
+        let mut bound = Vec::new();
+        for argument in &field.arguments {
+            match argument.value.as_ref() {
+                apollo_compiler::ast::Value::Variable(variable) => {
+                    bound.push((argument.name.clone(), variable.clone()));
+                }
+                value if crate::arguments::value_uses_variables(value) => {
+                    return Arguments::PerRequest(field.clone(), definition.clone());
+                }
+                _ => {}
             }
+        }
+        Arguments::Bound {
+            constants: constants(),
+            bound: bound.into(),
+        }
+    }
+
+    /// The argument values for a request's coerced variables: a map, and
+    /// the arguments to read from the variables instead.
+    pub fn values<'a>(
+        &'a self,
+        schema: &Schema,
+        variables: &JsonMap,
+    ) -> (Cow<'a, JsonMap>, &'a [(Name, Name)]) {
+        match self {
+            Arguments::Constant(values) => (Cow::Borrowed(values.as_ref()), &[]),
+            Arguments::Bound { constants, bound } => (Cow::Borrowed(constants.as_ref()), bound),
+            Arguments::PerRequest(field, definition) => (
+                Cow::Owned(argument_values(schema, definition, field, variables)),
+                &[],
+            ),
         }
     }
 }
@@ -390,16 +431,7 @@ impl<'a> Compiler<'a> {
                 let source = match gateway.resolvers.find(&object_type.name, name) {
                     Some((resolver, _)) => FieldSource::Call {
                         resolver,
-                        arguments: if uses_variables(first) {
-                            Arguments::PerRequest((*first).clone(), definition.node.clone())
-                        } else {
-                            Arguments::Constant(Arc::new(argument_values(
-                                schema,
-                                definition,
-                                first,
-                                &JsonMap::new(),
-                            )))
-                        },
+                        arguments: Arguments::of(schema, &definition.node, first),
                     },
                     None => FieldSource::Parent(
                         match gateway
@@ -649,6 +681,29 @@ mod tests {
                 arguments: Arguments::Constant(_),
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn arguments_given_as_variables_are_bound_not_computed_per_request() {
+        let g = gateway();
+        let arguments = |query: &str| {
+            let p = plan(&g, query, json!({"id": "1"}));
+            let root = p.sets[p.root as usize].fields_for("Query").unwrap()[0];
+            match &p.fields[root as usize].source {
+                FieldSource::Call { arguments, .. } => arguments.clone(),
+                _ => panic!("user calls a function"),
+            }
+        };
+        let bound = arguments("query($id: ID!) { user(id: $id) { id } }");
+        let Arguments::Bound { bound, .. } = bound else {
+            panic!("{bound:?}")
+        };
+        assert_eq!(bound[0].0.as_str(), "id");
+        assert_eq!(bound[0].1.as_str(), "id");
+        assert!(matches!(
+            arguments("{ user(id: 1) { id } }"),
+            Arguments::Constant(_)
         ));
     }
 

@@ -165,6 +165,25 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError>
             },
         );
     }
+    // The usual request reads in one pass; any other (a parameter of the
+    // wrong type, invalid JSON) is read again below for an exact error.
+    #[derive(serde::Deserialize)]
+    struct Usual<'a> {
+        #[serde(borrow)]
+        query: Option<Text<'a>>,
+        #[serde(borrow, rename = "operationName")]
+        operation_name: Option<Text<'a>>,
+        variables: Option<JsonMap>,
+    }
+    if let Ok(usual) = serde_json::from_slice::<Usual<'_>>(&request.body) {
+        let query = usual.query.ok_or(RequestError::MissingQuery)?.0;
+        return Ok(GraphQLRequest {
+            query,
+            operation_name: usual.operation_name.map(|name| name.0),
+            variables: usual.variables.unwrap_or_default(),
+            read_only: false,
+        });
+    }
     let body: Body<'_> = serde_json::from_slice(&request.body)
         .map_err(|e| RequestError::BodyNotJson(e.to_string()))?;
     let is_null = |raw: &Option<&RawValue>| raw.is_none_or(|r| r.get() == "null");
@@ -194,6 +213,32 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError>
         variables,
         read_only: false,
     })
+}
+
+/// A JSON string's text, borrowed from the body when it has no escapes
+/// (serde borrows a bare `Cow<str>` field, but not one inside an `Option`).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
 /// A JSON string's text: borrowed when it has no escapes.
@@ -305,6 +350,25 @@ mod tests {
         assert_eq!(r.query, "{ a }");
         assert_eq!(r.operation_name.as_deref(), Some("Op"));
         assert_eq!(r.variables.get("x"), Some(&JsonValue::from(1)));
+    }
+
+    #[test]
+    fn borrows_the_document_and_the_operation_name_when_unescaped() {
+        let request = HttpRequest::post_json(
+            br#"{"query": "{ a }", "operationName": "Op", "extensions": {}}"#.to_vec(),
+        );
+        let parsed = parse(&request).unwrap();
+        assert!(matches!(parsed.query, Cow::Borrowed("{ a }")));
+        assert!(matches!(parsed.operation_name, Some(Cow::Borrowed("Op"))));
+        let escaped = HttpRequest::post_json(br#"{"query": "{ \u0061 }"}"#.to_vec());
+        assert!(matches!(parse(&escaped).unwrap().query, Cow::Owned(q) if q == "{ a }"));
+        assert_eq!(post(r#"{"query": null}"#), Err(RequestError::MissingQuery));
+        assert_eq!(
+            post(r#"{"query": "{a}", "variables": null, "operationName": null}"#)
+                .unwrap()
+                .operation_name,
+            None
+        );
     }
 
     #[test]

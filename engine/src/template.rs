@@ -13,6 +13,7 @@
 
 use crate::answer::{Answer, Node, NodeId};
 use apollo_compiler::response::{JsonMap, JsonValue as Value};
+use apollo_compiler::Name;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::borrow::Cow;
 use std::fmt;
@@ -49,7 +50,8 @@ impl Source {
     /// Look the value up; `None` when absent or null.
     pub fn lookup<'a>(&self, values: &Values<'a>) -> Option<Found<'a>> {
         match self {
-            Source::Argument(path) => crate::key_path::lookup(values.args, path)
+            Source::Argument(path) => values
+                .argument(path)
                 .filter(|v| !v.is_null())
                 .map(Found::Json),
             Source::Parent(path) => {
@@ -75,11 +77,36 @@ impl fmt::Display for Source {
 /// The values a template is rendered with.
 #[derive(Debug, Clone, Copy)]
 pub struct Values<'a> {
-    /// The field's coerced arguments.
+    /// The field's coerced arguments (for arguments in `bound`: their
+    /// values when the variable is absent).
     pub args: &'a JsonMap,
+    /// Arguments given as a variable, read from the request's coerced
+    /// variables: `(argument, variable)` pairs, and the variables.
+    pub bound: Option<(&'a [(Name, Name)], &'a JsonMap)>,
     /// The parent object: a node of the answer it came from (none for
     /// root fields).
     pub parent: Option<(&'a Answer, NodeId)>,
+}
+
+impl<'a> Values<'a> {
+    /// The value at an argument path (`[argument, keys inside it...]`).
+    fn argument(&self, path: &[String]) -> Option<&'a Value> {
+        let (name, rest) = path.split_first()?;
+        let from_variable = self.bound.and_then(|(bound, variables)| {
+            let (_, variable) = bound
+                .iter()
+                .find(|(argument, _)| argument.as_str() == name.as_str())?;
+            variables.get(variable.as_str())
+        });
+        let mut value = match from_variable {
+            Some(value) => value,
+            None => self.args.get(name.as_str())?,
+        };
+        for key in rest {
+            value = value.as_object()?.get(key.as_str())?;
+        }
+        Some(value)
+    }
 }
 
 /// A value a placeholder found: in the arguments, or in the parent's answer.
@@ -595,7 +622,11 @@ mod tests {
             JsonMap::new(),
             map(json!({"token": "t\r\nx: y"})),
         );
-        let values = |args| Values { args, parent: None };
+        let values = |args| Values {
+            args,
+            bound: None,
+            parent: None,
+        };
         assert_eq!(header.render(&values(&with)), Ok(Some("Bearer t1".into())));
         assert_eq!(header.render(&values(&none)), Ok(None));
         assert!(header.render(&values(&evil)).is_err());
@@ -607,6 +638,34 @@ mod tests {
         Value::from(v).as_object().cloned().unwrap_or_default()
     }
 
+    #[test]
+    fn bound_arguments_read_the_variables_and_fall_back_to_the_constants() {
+        let template = PathTemplate::parse("/u?id={args.id}&page={args.page.size}").unwrap();
+        let constants = map(json!({"id": "default", "page": {"size": 20}}));
+        let bound = [
+            (Name::new_unchecked("id"), Name::new_unchecked("userId")),
+            (Name::new_unchecked("page"), Name::new_unchecked("paging")),
+        ];
+        let render = |variables: serde_json::Value| {
+            let variables = map(variables);
+            template.render(&Values {
+                args: &constants,
+                bound: Some((&bound, &variables)),
+                parent: None,
+            })
+        };
+        assert_eq!(
+            render(json!({"userId": "7", "paging": {"size": 5}})).unwrap(),
+            "/u?id=7&page=5"
+        );
+        assert_eq!(render(json!({})).unwrap(), "/u?id=default&page=20");
+        assert_eq!(
+            render(json!({"userId": null})).unwrap(),
+            "/u?page=20",
+            "a variable given as null is null, not the default"
+        );
+    }
+
     fn render(
         template: &str,
         args: serde_json::Value,
@@ -616,6 +675,7 @@ mod tests {
         let parent = Answer::parse(parent.to_string().as_bytes()).unwrap();
         PathTemplate::parse(template).unwrap().render(&Values {
             args: &args,
+            bound: None,
             parent: Some((&parent, parent.root())),
         })
     }
@@ -697,6 +757,7 @@ mod tests {
         let args = map(json!({"input": {"amount": 9.5}, "user": "Al"}));
         let body = template.render(&Values {
             args: &args,
+            bound: None,
             parent: None,
         });
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Upstreams (the functions the filter may call), the requests it sends them
 //! and the outcomes it gets back.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,7 +105,50 @@ pub struct UpstreamRequest {
     pub timeout_ms: u64,
     /// The request's remaining budget in milliseconds, sent as
     /// [`DEADLINE_HEADER`] (set when the call is dispatched).
-    pub deadline_header: Option<Arc<str>>,
+    pub deadline_header: Option<Digits>,
+}
+
+/// A number's decimal digits, held inline (a header value that needs no
+/// allocation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digits {
+    digits: [u8; 20],
+    len: u8,
+}
+
+impl Digits {
+    /// The digits of `n`.
+    pub fn of(mut n: u64) -> Digits {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            if let Some(slot) = digits.get_mut(start) {
+                *slot = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || start == 0 {
+                break;
+            }
+        }
+        digits.copy_within(start.., 0);
+        Digits {
+            digits,
+            len: (20 - start) as u8,
+        }
+    }
+
+    /// The digits as text.
+    pub fn as_str(&self) -> &str {
+        let digits = self.digits.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(digits).unwrap_or("0")
+    }
+}
+
+impl fmt::Debug for Digits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The header that identifies the client's request; it is sent with every
@@ -128,7 +172,7 @@ impl UpstreamRequest {
         }
         headers.push(("accept", "application/json"));
         if let Some(ms) = &self.deadline_header {
-            headers.push((DEADLINE_HEADER, ms.as_ref()));
+            headers.push((DEADLINE_HEADER, ms.as_str()));
         }
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         headers
@@ -222,6 +266,13 @@ impl CallFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_decimal_text() {
+        for n in [0, 7, 10, 600, 1234567890, u64::MAX] {
+            assert_eq!(Digits::of(n).as_str(), n.to_string());
+        }
+    }
 
     #[test]
     fn outcomes_have_kinds() {

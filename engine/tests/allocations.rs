@@ -97,7 +97,7 @@ fn the_seed_query_with_a_warm_cache_makes_few_allocations() {
     let total: u64 = phases.iter().sum();
     println!("seed query allocations: {total} (start, calls, reply: {phases:?})");
     assert!(
-        total <= 80,
+        total <= 40,
         "{total} allocations (start, calls, reply: {phases:?})"
     );
 }

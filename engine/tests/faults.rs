@@ -241,7 +241,14 @@ fn calls_carry_the_time_left_and_expire_at_the_deadline() {
     let orders = execution.take_calls(10_400);
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].request.timeout_ms, 600);
-    assert_eq!(orders[0].request.deadline_header.as_deref(), Some("600"));
+    assert_eq!(
+        orders[0]
+            .request
+            .deadline_header
+            .map(|d| d.as_str().to_string())
+            .as_deref(),
+        Some("600")
+    );
     // The inventory answers at the deadline: the orders call is abandoned.
     let inventory = first
         .iter()

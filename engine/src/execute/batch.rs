@@ -9,13 +9,83 @@ use crate::answer::{Answer, Node, NodeId};
 use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
 use crate::fetched::{AnswerId, ObjRef, Resolved};
-use crate::schema::Batch;
+use crate::schema::{Batch, ResolverId};
 use crate::template::encode;
 use crate::upstream::UpstreamRequest;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+
+/// The batched fields gathered while merging, grouped by the request they
+/// share (without the keys) and their resolver, in order of first
+/// appearance. A wave has few groups, found by a scan; past
+/// [`BatchGroups::SCANNED`] an index by the standard (keyed) hasher takes
+/// over, since the requests carry values the client chose.
+/// The parents waiting for one batched request.
+type Group = ((ResolverId, UpstreamRequest), Vec<Waiter>);
+
+#[derive(Debug, Default)]
+pub(super) struct BatchGroups {
+    groups: Vec<Group>,
+    index: HashMap<(ResolverId, UpstreamRequest), usize>,
+}
+
+impl BatchGroups {
+    const SCANNED: usize = 8;
+
+    /// Adds a parent waiting for the batch of `(resolver, request)`.
+    pub(super) fn add(&mut self, resolver: ResolverId, request: UpstreamRequest, waiter: Waiter) {
+        let found = if self.groups.len() <= Self::SCANNED {
+            self.groups
+                .iter()
+                .position(|((r, q), _)| *r == resolver && *q == request)
+        } else {
+            if self.index.is_empty() {
+                let keys = self.groups.iter().enumerate();
+                self.index
+                    .extend(keys.map(|(i, (key, _))| (key.clone(), i)));
+            }
+            self.index.get(&(resolver, request.clone())).copied()
+        };
+        match found.and_then(|i| self.groups.get_mut(i)) {
+            Some((_, waiters)) => waiters.push(waiter),
+            None => {
+                if !self.index.is_empty() {
+                    self.index
+                        .insert((resolver, request.clone()), self.groups.len());
+                }
+                self.groups.push(((resolver, request), vec![waiter]));
+            }
+        }
+    }
+
+    /// Whether no parent waits.
+    pub(super) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Empties the groups, keeping their room.
+    pub(super) fn clear(&mut self) {
+        self.groups.clear();
+        self.index.clear();
+    }
+
+    /// The groups gathered so far, leaving none.
+    fn take(&mut self) -> Vec<Group> {
+        self.index.clear();
+        std::mem::take(&mut self.groups)
+    }
+
+    /// Takes back the emptied vector [`BatchGroups::take`] gave, to keep
+    /// its room for the next wave.
+    fn give_back(&mut self, mut emptied: Vec<Group>) {
+        if self.groups.is_empty() && emptied.capacity() <= 64 {
+            emptied.clear();
+            self.groups = emptied;
+        }
+    }
+}
 
 /// A batched answer's entries, sorted by the hash of their key: found in
 /// logarithmic time, with the key compared to rule out collisions.
@@ -105,8 +175,8 @@ impl Run {
     /// distinct keys.
     pub(super) fn flush_batches(&mut self, gateway: &Gateway) {
         let max_batch = gateway.limits.max_batch_size.max(1);
-        let batches = std::mem::take(&mut self.calls.batches);
-        for ((resolver_id, template), waiters) in batches {
+        let mut batches = self.calls.batches.take();
+        for ((resolver_id, template), waiters) in batches.drain(..) {
             let resolver = gateway.resolvers.get(resolver_id);
             let batch = resolver.and_then(|r| r.batch.as_ref());
             let (Some(resolver), Some(batch)) = (resolver, batch) else {
@@ -213,6 +283,7 @@ impl Run {
                 }
             }
         }
+        self.calls.batches.give_back(batches);
     }
 
     /// A parent's share of a batched answer (at `node` of answer `answer`),

@@ -11,7 +11,6 @@ use crate::plan::FieldId;
 use crate::schema::ResolverId;
 use crate::template::Values;
 use crate::upstream::{is_safe_header_value, Upstream, UpstreamRequest, REQUEST_ID_HEADER};
-use indexmap::IndexMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -61,7 +60,7 @@ pub(super) struct Calls {
     in_flight: usize,
     /// Batched fields gathered while merging: by the request they share
     /// (without the keys) and the resolver, the parents waiting.
-    pub batches: IndexMap<(ResolverId, UpstreamRequest), Vec<Waiter>>,
+    pub batches: super::batch::BatchGroups,
     /// Waiters of calls already answered, to deliver.
     ready: VecDeque<(Waiter, CallId)>,
 }
@@ -108,15 +107,7 @@ impl Calls {
         let room = max_concurrent.saturating_sub(self.in_flight);
         let take = room.min(self.outbox.len());
         let mut out = Vec::with_capacity(take);
-        let deadline: Arc<str> = {
-            // Written on the stack: the only allocation is the shared one.
-            use std::io::Write as _;
-            let mut digits = [0u8; 20];
-            let mut cursor = std::io::Cursor::new(&mut digits[..]);
-            let _ = write!(cursor, "{remaining}");
-            let written = usize::try_from(cursor.position()).unwrap_or(0);
-            Arc::from(std::str::from_utf8(digits.get(..written).unwrap_or_default()).unwrap_or("0"))
-        };
+        let deadline = crate::upstream::Digits::of(remaining);
         for id in self.outbox.drain(..take) {
             let Some(call) = self.calls.get_mut(id) else {
                 continue;
@@ -126,7 +117,7 @@ impl Calls {
                 self.in_flight += 1;
                 let mut request = call.request.clone();
                 request.timeout_ms = request.timeout_ms.min(remaining).max(1);
-                request.deadline_header = Some(deadline.clone());
+                request.deadline_header = Some(deadline);
                 out.push(PendingCall { id, request });
             }
         }
@@ -266,13 +257,14 @@ impl Run {
                 FieldError::new(ErrorCode::InternalError, "internal error: unknown upstream"),
             );
         };
-        let args = arguments.values(&gateway.schema, &self.variables);
+        let (args, bound) = arguments.values(&gateway.schema, &self.variables);
         let parent = self
             .fetched
             .answer(at.answer)
             .map(|held| (&held.answer, at.node));
         let values = Values {
             args: &args,
+            bound: Some((bound, &self.variables)),
             parent,
         };
         let base = base_headers(&mut self.base_headers, upstream, &self.client_headers);
@@ -297,15 +289,14 @@ impl Run {
         match batch_key {
             // Parents whose calls would be identical but for their keys
             // share one batch (the request is its template).
-            Some(Some(key)) => self
-                .calls
-                .batches
-                .entry((resolver, request))
-                .or_default()
-                .push(Waiter {
+            Some(Some(key)) => self.calls.batches.add(
+                resolver,
+                request,
+                Waiter {
                     batch_key: Some(key),
                     ..waiter
-                }),
+                },
+            ),
             // A parent without the batch key has nothing to look up.
             Some(None) => {
                 if let Some(entry) = self.fetched.entry_mut(at, field) {

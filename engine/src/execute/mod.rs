@@ -463,7 +463,12 @@ impl Execution {
         let mut reply = match reply::write(gateway, &plan, &run.fetched) {
             Ok(written) => Reply {
                 status: 200,
-                headers: vec![("content-type".into(), media.content_type().into())],
+                headers: {
+                    // content-type, vary and cache-control.
+                    let mut headers = Vec::with_capacity(3);
+                    headers.push(("content-type".into(), media.content_type().into()));
+                    headers
+                },
                 body: written.body,
                 outcome: if written.errors == 0 {
                     Outcome::Ok
