@@ -43,13 +43,46 @@ static GLOBAL: Counting = Counting;
 
 const SEED: &str = r#"{"query":"query GetUserWithOrders($userId: ID!) { user(id: $userId) { id name email orders { id amount } } }","variables":{"userId":"7"}}"#;
 
-/// The seed query's allocations by phase: start, calls and answers, reply.
-fn seed_allocations(
+const LIST_100: &str = r#"{"query":"{ users { id name orders { id amount } } }"}"#;
+
+/// The calls a request made, with the mock functions' answers, recorded by
+/// an uncounted run so that the counted one hands out ready answers.
+fn record_answers(
     gateway: &Arc<Gateway>,
     cache: &mut PlanCache,
+    body: &str,
+    data: &DataSet,
+) -> Vec<(String, Vec<u8>)> {
+    let request = HttpRequest::post_json(body.as_bytes().to_vec());
+    let mut execution = Execution::start_cached(gateway.clone(), &request, 0, Some(cache));
+    let mut answers = Vec::new();
+    loop {
+        let calls = execution.take_calls(0);
+        if calls.is_empty() {
+            break;
+        }
+        for call in calls {
+            let answer = answer_get(data, &call.request.path);
+            answers.push((call.request.path.clone(), answer.body.clone().into_bytes()));
+            execution.on_call_outcome(
+                call.id,
+                CallOutcome::response(answer.status, answer.body.into_bytes()),
+                0,
+            );
+        }
+    }
+    answers
+}
+
+/// A request's allocations by phase: start, calls and answers, reply.
+fn allocations(
+    gateway: &Arc<Gateway>,
+    cache: &mut PlanCache,
+    body: &str,
     answers: &[(String, Vec<u8>)],
+    reply_starts: &[u8],
 ) -> [u64; 3] {
-    let request = HttpRequest::post_json(SEED.as_bytes().to_vec());
+    let request = HttpRequest::post_json(body.as_bytes().to_vec());
     let mut outcomes: Vec<Option<CallOutcome>> = answers
         .iter()
         .map(|(_, body)| Some(CallOutcome::response(200, body.clone())))
@@ -73,31 +106,58 @@ fn seed_allocations(
     let answered = ALLOCATIONS.load(Relaxed);
     let reply = execution.reply().unwrap();
     let done = ALLOCATIONS.load(Relaxed);
-    assert!(reply.body.starts_with(br#"{"data":{"user":{"id":"7""#));
+    assert!(
+        reply.body.starts_with(reply_starts),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     drop(reply);
     [started - before, answered - started, done - answered]
 }
 
-#[test]
-fn the_seed_query_with_a_warm_cache_makes_few_allocations() {
+/// The counter is global: the tests take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn gateway() -> Arc<Gateway> {
     let mut config = graphql_corpus::filter_config(graphql_corpus::Variant::Public, "fn");
     config["limits"] = serde_json::json!({"max_calls": 1000});
-    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
-    let data = DataSet::new(50);
-    let answers: Vec<(String, Vec<u8>)> = [
-        "/function/user-profile?id=7",
-        "/function/user-orders-batch?ids=7",
-    ]
-    .iter()
-    .map(|path| (path.to_string(), answer_get(&data, path).body.into_bytes()))
-    .collect();
+    Arc::new(Gateway::from_json(&config.to_string()).unwrap())
+}
+
+#[test]
+fn the_seed_query_with_a_warm_cache_makes_few_allocations() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let gateway = gateway();
     let mut cache = PlanCache::new(16);
-    seed_allocations(&gateway, &mut cache, &answers); // warms the cache
-    let phases = seed_allocations(&gateway, &mut cache, &answers);
+    let answers = record_answers(&gateway, &mut cache, SEED, &DataSet::new(50));
+    assert_eq!(answers.len(), 2);
+    let reply_starts = br#"{"data":{"user":{"id":"7""#;
+    allocations(&gateway, &mut cache, SEED, &answers, reply_starts); // warms the spares
+    let phases = allocations(&gateway, &mut cache, SEED, &answers, reply_starts);
     let total: u64 = phases.iter().sum();
     println!("seed query allocations: {total} (start, calls, reply: {phases:?})");
     assert!(
         total <= 40,
         "{total} allocations (start, calls, reply: {phases:?})"
+    );
+}
+
+/// Parents of a batched field share one rendered request: allocations do
+/// not grow with the list (100 users and their orders, batched).
+#[test]
+fn a_batched_list_makes_allocations_per_call_not_per_parent() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let gateway = gateway();
+    let mut cache = PlanCache::new(16);
+    let answers = record_answers(&gateway, &mut cache, LIST_100, &DataSet::new(100));
+    assert_eq!(answers.len(), 2, "users, then one batch of orders");
+    let reply_starts = br#"{"data":{"users":[{"id":"1""#;
+    allocations(&gateway, &mut cache, LIST_100, &answers, reply_starts);
+    let phases = allocations(&gateway, &mut cache, LIST_100, &answers, reply_starts);
+    let total: u64 = phases.iter().sum();
+    println!("100 users with orders, allocations: {total} (start, calls, reply: {phases:?})");
+    assert!(
+        total <= 60,
+        "{total} allocations for 100 parents (start, calls, reply: {phases:?})"
     );
 }

@@ -3,12 +3,13 @@
 //! `max_batch_size` distinct keys; the batched answer is indexed once by
 //! key, and each parent finds its share in it by key, never by position.
 
-use super::calls::Waiter;
+use super::calls::{BatchKey, Waiter};
 use super::Run;
 use crate::answer::{Answer, Node, NodeId};
 use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
 use crate::fetched::{AnswerId, ObjRef, Resolved};
+use crate::plan::FieldId;
 use crate::schema::{Batch, ResolverId};
 use crate::template::encode;
 use crate::upstream::UpstreamRequest;
@@ -29,13 +30,41 @@ type Group = ((ResolverId, UpstreamRequest), Vec<Waiter>);
 pub(super) struct BatchGroups {
     groups: Vec<Group>,
     index: HashMap<(ResolverId, UpstreamRequest), usize>,
+    /// The group of each plan field's parents in this wave (a batched
+    /// template never reads the parent, so they all send the same).
+    by_field: Vec<(FieldId, usize)>,
 }
 
 impl BatchGroups {
     const SCANNED: usize = 8;
+    const FIELDS_REMEMBERED: usize = 16;
 
-    /// Adds a parent waiting for the batch of `(resolver, request)`.
-    pub(super) fn add(&mut self, resolver: ResolverId, request: UpstreamRequest, waiter: Waiter) {
+    /// Adds a parent to the group of its plan field, if one was made in
+    /// this wave (gives the waiter back otherwise).
+    pub(super) fn join_field(&mut self, field: FieldId, waiter: Waiter) -> Result<(), Waiter> {
+        let group = self
+            .by_field
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, g)| *g);
+        match group.and_then(|g| self.groups.get_mut(g)) {
+            Some((_, waiters)) => {
+                waiters.push(waiter);
+                Ok(())
+            }
+            None => Err(waiter),
+        }
+    }
+
+    /// Adds a parent waiting for the batch of `(resolver, request)`, which
+    /// the other parents of plan field `field` join in this wave.
+    pub(super) fn add(
+        &mut self,
+        resolver: ResolverId,
+        field: FieldId,
+        request: UpstreamRequest,
+        waiter: Waiter,
+    ) {
         let found = if self.groups.len() <= Self::SCANNED {
             self.groups
                 .iter()
@@ -48,15 +77,22 @@ impl BatchGroups {
             }
             self.index.get(&(resolver, request.clone())).copied()
         };
-        match found.and_then(|i| self.groups.get_mut(i)) {
-            Some((_, waiters)) => waiters.push(waiter),
+        let group = match found {
+            Some(group) => group,
             None => {
+                let group = self.groups.len();
                 if !self.index.is_empty() {
-                    self.index
-                        .insert((resolver, request.clone()), self.groups.len());
+                    self.index.insert((resolver, request.clone()), group);
                 }
-                self.groups.push(((resolver, request), vec![waiter]));
+                self.groups.push(((resolver, request), Vec::new()));
+                group
             }
+        };
+        if let Some((_, waiters)) = self.groups.get_mut(group) {
+            waiters.push(waiter);
+        }
+        if self.by_field.len() < Self::FIELDS_REMEMBERED {
+            self.by_field.push((field, group));
         }
     }
 
@@ -69,11 +105,13 @@ impl BatchGroups {
     pub(super) fn clear(&mut self) {
         self.groups.clear();
         self.index.clear();
+        self.by_field.clear();
     }
 
     /// The groups gathered so far, leaving none.
     fn take(&mut self) -> Vec<Group> {
         self.index.clear();
+        self.by_field.clear();
         std::mem::take(&mut self.groups)
     }
 
@@ -97,8 +135,11 @@ pub(super) struct BatchIndex {
     item_key: Option<Vec<String>>,
     /// `(hash of the key, position in the source, the value)`.
     entries: Vec<(u64, u32, NodeId)>,
-    /// The items found for a key, shared by every parent with that key.
-    shares: HashMap<Box<str>, Arc<[ObjRef]>>,
+    /// The items found for a key, shared by every parent with that key:
+    /// by the position in `entries` of the key's first entry.
+    shares: HashMap<u32, Arc<[ObjRef]>, crate::hashing::BuildFast>,
+    /// The items of a key with no entry (none), shared.
+    no_items: Option<Arc<[ObjRef]>>,
 }
 
 fn hash(key: &str) -> u64 {
@@ -135,7 +176,8 @@ impl BatchIndex {
             source,
             item_key: batch.item_key.clone(),
             entries,
-            shares: HashMap::new(),
+            shares: HashMap::default(),
+            no_items: None,
         }
     }
 
@@ -146,6 +188,17 @@ impl BatchIndex {
         batch: &'i Batch,
         key: &'i str,
     ) -> impl Iterator<Item = NodeId> + 'i {
+        self.find_entries(answer, batch, key)
+            .map(|(_, value)| value)
+    }
+
+    /// [`BatchIndex::find`], with each value's position in `entries`.
+    fn find_entries<'i>(
+        &'i self,
+        answer: &'i Answer,
+        batch: &'i Batch,
+        key: &'i str,
+    ) -> impl Iterator<Item = (usize, NodeId)> + 'i {
         let wanted = hash(key);
         let start = self.entries.partition_point(|(h, _, _)| *h < wanted);
         let mut buffer = String::new();
@@ -153,8 +206,9 @@ impl BatchIndex {
             .get(start..)
             .unwrap_or_default()
             .iter()
-            .take_while(move |(h, _, _)| *h == wanted)
-            .filter(move |(_, position, value)| {
+            .enumerate()
+            .take_while(move |(_, (h, _, _))| *h == wanted)
+            .filter(move |(_, (_, position, value))| {
                 let text = match &batch.item_key {
                     None => answer
                         .members(self.source)
@@ -166,7 +220,32 @@ impl BatchIndex {
                 };
                 text == Some(key)
             })
-            .map(|(_, _, value)| *value)
+            .map(move |(i, (_, _, value))| (start + i, *value))
+    }
+
+    /// The items of a key (an empty list when it has none), made once per
+    /// key and shared by every parent with that key.
+    fn share(
+        &mut self,
+        answer: &Answer,
+        batch: &Batch,
+        key: &str,
+        answer_id: AnswerId,
+    ) -> Arc<[ObjRef]> {
+        let at = |node| ObjRef {
+            answer: answer_id,
+            node,
+        };
+        let first = self.find_entries(answer, batch, key).next().map(|(i, _)| i);
+        let Some(first) = first.and_then(|i| u32::try_from(i).ok()) else {
+            return self.no_items.get_or_insert_with(|| Arc::from([])).clone();
+        };
+        if let Some(items) = self.shares.get(&first) {
+            return items.clone();
+        }
+        let items: Arc<[ObjRef]> = self.find(answer, batch, key).map(at).collect();
+        self.shares.insert(first, items.clone());
+        items
     }
 }
 
@@ -199,7 +278,11 @@ impl Run {
             let mut chunk_of_waiter: Vec<usize> = Vec::with_capacity(waiters.len());
             let mut seen: HashMap<&str, usize> = HashMap::new();
             for waiter in &waiters {
-                let key = waiter.batch_key.as_deref().unwrap_or_default();
+                let key = waiter
+                    .batch_key
+                    .as_ref()
+                    .map(BatchKey::as_str)
+                    .unwrap_or_default();
                 // Few keys: a scan; many: a map.
                 let found = if distinct.len() <= 16 {
                     distinct.iter().position(|k| *k == key)
@@ -357,14 +440,7 @@ impl Run {
                     Err(error)
                 }
             },
-            Some(_) if list => {
-                if let Some(items) = index.shares.get(key) {
-                    return Ok(Resolved::Items(items.clone()));
-                }
-                let items: Arc<[ObjRef]> = index.find(answer, batch, key).map(at).collect();
-                index.shares.insert(key.into(), items.clone());
-                Ok(Resolved::Items(items))
-            }
+            Some(_) if list => Ok(Resolved::Items(index.share(answer, batch, key, answer_id))),
             Some(_) => Ok(index
                 .find(answer, batch, key)
                 .next()

@@ -27,7 +27,50 @@ pub(super) struct Waiter {
     /// Its resolver.
     pub resolver: ResolverId,
     /// For batched calls: this parent's key.
-    pub batch_key: Option<Box<str>>,
+    pub batch_key: Option<BatchKey>,
+}
+
+/// A parent's batch key: short keys (most ids) held inline, longer ones
+/// on the heap.
+#[derive(Clone)]
+pub(super) enum BatchKey {
+    Inline {
+        len: u8,
+        bytes: [u8; BatchKey::INLINE],
+    },
+    Heap(Box<str>),
+}
+
+impl BatchKey {
+    const INLINE: usize = 22;
+
+    fn new(text: &str) -> BatchKey {
+        let mut bytes = [0u8; BatchKey::INLINE];
+        match (bytes.get_mut(..text.len()), u8::try_from(text.len())) {
+            (Some(head), Ok(len)) => {
+                head.copy_from_slice(text.as_bytes());
+                BatchKey::Inline { len, bytes }
+            }
+            _ => BatchKey::Heap(text.into()),
+        }
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            BatchKey::Inline { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+            BatchKey::Heap(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Debug for BatchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 /// What a call gave: the data's place in an answer, or an error.
@@ -257,55 +300,60 @@ impl Run {
                 FieldError::new(ErrorCode::InternalError, "internal error: unknown upstream"),
             );
         };
-        let (args, bound) = arguments.values(&gateway.schema, &self.variables);
         let parent = self
             .fetched
             .answer(at.answer)
             .map(|held| (&held.answer, at.node));
-        let values = Values {
-            args: &args,
-            bound: Some((bound, &self.variables)),
-            parent,
-        };
-        let base = base_headers(&mut self.base_headers, upstream, &self.client_headers);
-        let rendered = render(upstream, resolver_def, &values, base);
         let batch_key = resolver_def.batch.as_ref().map(|batch| {
             let mut buffer = String::new();
             parent.and_then(|(answer, node)| {
                 let key = answer.lookup(node, &batch.key)?;
-                answer.scalar_text(key, &mut buffer).map(Box::<str>::from)
+                answer.scalar_text(key, &mut buffer).map(BatchKey::new)
             })
         });
-        let request = match rendered {
-            Ok(request) => request,
-            Err(error) => return self.fail(at, field, error),
-        };
         let waiter = Waiter {
             at,
             field,
             resolver,
             batch_key: None,
         };
-        match batch_key {
-            // Parents whose calls would be identical but for their keys
-            // share one batch (the request is its template).
-            Some(Some(key)) => self.calls.batches.add(
-                resolver,
-                request,
-                Waiter {
+        let waiter = match batch_key {
+            // A batched template never reads the parent: every parent of
+            // this field sends the same request, rendered for the first.
+            Some(Some(key)) => {
+                let keyed = Waiter {
                     batch_key: Some(key),
                     ..waiter
-                },
-            ),
+                };
+                match self.calls.batches.join_field(field, keyed) {
+                    Ok(()) => return,
+                    Err(keyed) => keyed,
+                }
+            }
             // A parent without the batch key has nothing to look up.
             Some(None) => {
                 if let Some(entry) = self.fetched.entry_mut(at, field) {
                     entry.value = Resolved::Null;
                 }
+                return;
             }
-            None => {
-                self.enqueue(gateway, request, &upstream.name.clone(), waiter);
-            }
+            None => waiter,
+        };
+        let (args, bound) = arguments.values(&gateway.schema, &self.variables);
+        let values = Values {
+            args: &args,
+            bound: Some((bound, &self.variables)),
+            parent,
+        };
+        let base = base_headers(&mut self.base_headers, upstream, &self.client_headers);
+        let request = match render(upstream, resolver_def, &values, base) {
+            Ok(request) => request,
+            Err(error) => return self.fail(at, field, error),
+        };
+        if waiter.batch_key.is_some() {
+            self.calls.batches.add(resolver, field, request, waiter);
+        } else {
+            self.enqueue(gateway, request, &upstream.name.clone(), waiter);
         }
     }
 

@@ -142,7 +142,7 @@ impl Run {
                     .fields
                     .get(waiter.field as usize)
                     .is_some_and(|f| f.ty.is_list());
-                self.batch_share(gateway, waiter, key, call, answer, node, list)
+                self.batch_share(gateway, waiter, key.as_str(), call, answer, node, list)
             }
         }
     }
