@@ -46,6 +46,13 @@ pub struct Limits {
     pub max_reply_objects: usize,
     /// Largest reply body, in bytes (data and errors).
     pub max_reply_bytes: usize,
+    /// Most bytes the plan cache of one configuration holds per VM (worker
+    /// thread), estimated from above for each document and its plans: past
+    /// it, the least recently used documents go, and a document (or a
+    /// plan) that would take more than a quarter of it is not kept (its
+    /// requests are planned each time). 0 keeps nothing. Never refuses a
+    /// request.
+    pub max_plan_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -66,12 +73,15 @@ impl Default for Limits {
             max_held_answer_bytes: 32 * 1024 * 1024,
             max_reply_objects: 100_000,
             max_reply_bytes: 4 * 1024 * 1024,
+            max_plan_cache_bytes: crate::plan_cache::DEFAULT_MAX_BYTES,
         }
     }
 }
 
 impl Limits {
     /// The limits that are zero (which would refuse everything).
+    /// `max_plan_cache_bytes` is not one of them: 0 only turns the plan
+    /// cache off.
     pub fn zeros(&self) -> Vec<&'static str> {
         let all = [
             ("max_body_bytes", self.max_body_bytes),
@@ -334,8 +344,23 @@ mod tests {
     fn zero_limits_are_named() {
         let limits = Limits {
             max_calls: 0,
+            max_plan_cache_bytes: 0,
             ..Limits::default()
         };
-        assert_eq!(limits.zeros(), ["max_calls"]);
+        assert_eq!(limits.zeros(), ["max_calls"], "0 turns the plan cache off");
+    }
+
+    #[test]
+    fn the_plan_cache_bound_is_configured_under_limits() {
+        assert_eq!(Limits::default().max_plan_cache_bytes, 16 * 1024 * 1024);
+        let g = gateway(r#"{"max_plan_cache_bytes": 1000000}"#);
+        assert_eq!(g.limits.max_plan_cache_bytes, 1_000_000);
+        let config = r#"{"schema": "type Query { a: Int }", "limits": {"max_plan_cache_byte": 1}}"#;
+        let e = Gateway::from_json(config).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown field `max_plan_cache_byte`")
+                && e.contains("`max_plan_cache_bytes`"),
+            "{e}"
+        );
     }
 }

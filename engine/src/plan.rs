@@ -61,6 +61,32 @@ pub struct Plan {
     pub root_fields: usize,
 }
 
+impl Plan {
+    /// The memory this plan holds, in bytes, estimated from above: its
+    /// fields and sets with what they own (response keys, coordinates,
+    /// types, constant argument values). The document it shares with its
+    /// cache entry is not counted.
+    pub fn held_bytes(&self) -> usize {
+        let fields = self
+            .fields
+            .iter()
+            .map(FieldPlan::held_bytes)
+            .fold(0, usize::saturating_add);
+        let spare_fields = self.fields.capacity().saturating_sub(self.fields.len());
+        let sets = self
+            .sets
+            .iter()
+            .map(SelectionSetPlan::held_bytes)
+            .fold(0, usize::saturating_add);
+        let spare_sets = self.sets.capacity().saturating_sub(self.sets.len());
+        std::mem::size_of::<Plan>()
+            .saturating_add(fields)
+            .saturating_add(spare_fields.saturating_mul(std::mem::size_of::<FieldPlan>()))
+            .saturating_add(sets)
+            .saturating_add(spare_sets.saturating_mul(std::mem::size_of::<SelectionSetPlan>()))
+    }
+}
+
 /// A selection set, compiled for each object type its values can have.
 #[derive(Debug, Default)]
 pub struct SelectionSetPlan {
@@ -73,6 +99,25 @@ pub struct SelectionSetPlan {
 }
 
 impl SelectionSetPlan {
+    /// The memory this set holds (itself included), in bytes.
+    fn held_bytes(&self) -> usize {
+        let ids = self
+            .types
+            .iter()
+            .map(|(_, ids)| {
+                ids.capacity()
+                    .saturating_mul(std::mem::size_of::<FieldId>())
+            })
+            .fold(0, usize::saturating_add);
+        std::mem::size_of::<SelectionSetPlan>()
+            .saturating_add(
+                self.types
+                    .capacity()
+                    .saturating_mul(std::mem::size_of::<(Name, Vec<FieldId>)>()),
+            )
+            .saturating_add(ids)
+    }
+
     /// The fields selected on objects of `type_name`.
     pub fn fields_for(&self, type_name: &str) -> Option<&[FieldId]> {
         self.types
@@ -99,6 +144,70 @@ pub struct FieldPlan {
     pub shape: Shape,
     /// Where its value comes from.
     pub source: FieldSource,
+}
+
+impl FieldPlan {
+    /// The memory this field holds (itself included), in bytes, estimated
+    /// from above.
+    fn held_bytes(&self) -> usize {
+        let source = match &self.source {
+            FieldSource::Typename | FieldSource::Introspection => 0,
+            FieldSource::Parent(ParentKey::Name(_)) => 0,
+            FieldSource::Parent(ParentKey::Path(path)) => path
+                .iter()
+                .map(|key| key.capacity().saturating_add(std::mem::size_of::<String>()))
+                .fold(0, usize::saturating_add),
+            FieldSource::Call { arguments, .. } => arguments.held_bytes(),
+        };
+        std::mem::size_of::<FieldPlan>()
+            .saturating_add(self.key_json.len())
+            .saturating_add(self.coordinate.len())
+            .saturating_add(type_bytes(&self.ty))
+            .saturating_add(source)
+    }
+}
+
+/// The heap a type holds: a box per list level.
+fn type_bytes(ty: &Type) -> usize {
+    match ty {
+        Type::Named(_) | Type::NonNullNamed(_) => 0,
+        Type::List(inner) | Type::NonNullList(inner) => {
+            std::mem::size_of::<Type>().saturating_add(type_bytes(inner))
+        }
+    }
+}
+
+/// The memory a JSON value holds (itself included), in bytes, estimated
+/// from above: its items (lists are collected at their length), room for
+/// twice the members it has (maps grow by doubling), and the bytes of its
+/// strings and keys.
+fn json_bytes(value: &apollo_compiler::response::JsonValue) -> usize {
+    use apollo_compiler::response::JsonValue;
+    let own = std::mem::size_of::<JsonValue>();
+    match value {
+        JsonValue::Null | JsonValue::Bool(_) | JsonValue::Number(_) => own,
+        JsonValue::String(text) => own.saturating_add(text.as_str().len()),
+        JsonValue::Array(items) => items
+            .iter()
+            .map(json_bytes)
+            .fold(own, usize::saturating_add),
+        JsonValue::Object(map) => own.saturating_add(map_bytes(map)),
+    }
+}
+
+/// [`json_bytes`] of a map's entries (without the map itself).
+fn map_bytes(map: &JsonMap) -> usize {
+    use apollo_compiler::response::JsonValue;
+    // An entry: its hash, its key and its value, room for as many more,
+    // and an index slot.
+    let entry = 2 * (std::mem::size_of::<u64>() + 2 * std::mem::size_of::<JsonValue>()) + 16;
+    map.iter()
+        .map(|(key, value)| {
+            entry
+                .saturating_add(key.as_str().len())
+                .saturating_add(json_bytes(value))
+        })
+        .fold(std::mem::size_of::<JsonMap>(), usize::saturating_add)
 }
 
 /// What a field's values are.
@@ -206,6 +315,25 @@ impl Arguments {
         }
     }
 
+    /// The memory these arguments hold, in bytes, estimated from above
+    /// (the constant values; per-request arguments share the document).
+    fn held_bytes(&self) -> usize {
+        // An `Arc`'s counts.
+        let counts = 2 * std::mem::size_of::<usize>();
+        match self {
+            Arguments::Constant(values) => counts.saturating_add(map_bytes(values)),
+            Arguments::Bound { constants, bound } => counts
+                .saturating_add(map_bytes(constants))
+                .saturating_add(counts)
+                .saturating_add(
+                    bound
+                        .len()
+                        .saturating_mul(std::mem::size_of::<(Name, Name)>()),
+                ),
+            Arguments::PerRequest(..) => 0,
+        }
+    }
+
     /// The argument values for a request's coerced variables: a map, and
     /// the arguments to read from the variables instead.
     pub fn values<'a>(
@@ -269,11 +397,16 @@ pub fn compile(
                     .is_some_and(|f| matches!(f.source, FieldSource::Introspection))
             })
         });
+    // A plan is kept for long (in the plan cache): no spare room.
+    let mut fields = compiler.fields;
+    let mut sets = compiler.sets;
+    fields.shrink_to_fit();
+    sets.shrink_to_fit();
     Ok(Plan {
         document: document.clone(),
         operation_name: operation.name.clone(),
-        fields: compiler.fields,
-        sets: compiler.sets,
+        fields,
+        sets,
         root,
         root_type,
         mutation: operation.operation_type == OperationType::Mutation,

@@ -31,6 +31,8 @@ directive @http(
   headers: [HttpHeader!]
   "Where the field's value is in the answer (a dotted key path, e.g. `result.items`), after the upstream's envelope is unwrapped."
   select: String
+  "Whether identical calls of one request may share one answer. GET calls always do; other methods only with `dedupe: true`. Mutation root fields never do: each one runs."
+  dedupe: Boolean
 ) on FIELD_DEFINITION
 
 "Read this field from another key of the parent object: `user_name`, or a nested `address.city`."
@@ -68,6 +70,8 @@ input HttpBatch {
   separator: String = ","
   "When the function answers a list: the item key holding the parent's key. When absent the answer must be an object keyed by the parent's key."
   itemKey: String
+  "A key the answer leaves out: `\"null\"` (no data: null, or `[]` for a list field) or `\"error\"` (`UPSTREAM_BAD_RESPONSE`)."
+  missing: String = "null"
 }
 "#;
 
@@ -101,6 +105,10 @@ pub struct Resolver {
     pub headers: Vec<HeaderTemplate>,
     /// Where the value is in the (unwrapped) answer; empty: the whole answer.
     pub select: Vec<String>,
+    /// Whether identical calls of one request share one answer: always for
+    /// GET, for other methods only with `dedupe: true`. Mutation root
+    /// fields are never de-duplicated, whatever this says.
+    pub dedupe: bool,
 }
 
 /// The batch form of a resolver: one call for many parents.
@@ -120,6 +128,25 @@ pub struct Batch {
     /// For list answers: the item key that holds a parent's key. `None`: the
     /// answer is an object keyed by the parent's key.
     pub item_key: Option<Vec<String>>,
+    /// What a key the answer leaves out gives.
+    pub missing: Missing,
+}
+
+/// What a parent gets when the batched answer has nothing for its key (the
+/// object form has no member of that name; the list form has no item whose
+/// `itemKey` is that key). The rule is the same for both forms.
+///
+/// A parent that has no batch key itself (absent, null, or not a scalar)
+/// sends nothing and gets null, whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Missing {
+    /// `"null"` (the default): no data. The field is null, or `[]` when it
+    /// is a list; no error.
+    #[default]
+    Null,
+    /// `"error"`: the field is null with an `UPSTREAM_BAD_RESPONSE` error
+    /// that names the key and the upstream.
+    Error,
 }
 
 /// How the concrete type of an interface or union is read from a
@@ -207,6 +234,11 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
         .iter_root_operations()
         .map(|(_, name)| name.name.clone())
         .collect();
+    let mutation_root = full
+        .schema_definition
+        .mutation
+        .as_ref()
+        .map(|m| m.name.clone());
     if full.schema_definition.query.is_none() {
         return Err(ConfigError::Schema("the schema has no Query type".into()));
     }
@@ -279,6 +311,18 @@ pub fn load(sdl: &str, upstreams: &[&str]) -> Result<LoadedSchema, ConfigError> 
                             at: at.clone(),
                             problem,
                         })?;
+                    let asks_dedupe = matches!(
+                        directive
+                            .specified_argument_by_name("dedupe")
+                            .map(|v| v.as_ref()),
+                        Some(Value::Boolean(true))
+                    );
+                    if asks_dedupe && mutation_root.as_ref() == Some(type_name) {
+                        warnings.push(format!(
+                            "{coordinate}{at}: `dedupe: true` is ignored on a mutation root \
+                             field: every mutation field runs, one after another"
+                        ));
+                    }
                     resolvers.by_field.insert(
                         (type_name.clone(), field_name.clone()),
                         resolvers.list.len(),
@@ -433,6 +477,21 @@ fn resolver(
     if batch.is_some() && is_root {
         return Err("a root field cannot be batched: it has no parents".into());
     }
+    let dedupe = match directive
+        .specified_argument_by_name("dedupe")
+        .map(|v| v.as_ref())
+    {
+        Some(Value::Boolean(false)) if method == "GET" => {
+            return Err(
+                "`dedupe: false` on a GET field: identical GET calls of a request are \
+                        always made once (a GET must be safe to share); use another method \
+                        if every call must run"
+                    .into(),
+            )
+        }
+        Some(Value::Boolean(dedupe)) => *dedupe || method == "GET",
+        _ => method == "GET",
+    };
     Ok(Resolver {
         coordinate: coordinate.to_string(),
         upstream,
@@ -445,6 +504,7 @@ fn resolver(
             Some(path) => key_path::parse(&path).map_err(|e| format!("select: {e}"))?,
             None => Vec::new(),
         },
+        dedupe,
     })
 }
 
@@ -478,6 +538,17 @@ fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {
         .replace("%2C", ","),
         separator: get("separator").unwrap_or_else(|| ",".to_string()),
         item_key: get("itemKey").map(dotted).transpose()?,
+        missing: match get("missing").as_deref() {
+            None | Some("null") => Missing::Null,
+            Some("error") => Missing::Error,
+            Some(other) => {
+                return Err(format!(
+                    "batch missing {other:?} is not one of \"null\" (a key the answer leaves \
+                     out is null, or [] for a list) and \"error\" (it is an \
+                     UPSTREAM_BAD_RESPONSE error)"
+                ))
+            }
+        },
     })
 }
 

@@ -39,16 +39,26 @@ fn gateway() -> Arc<Gateway> {
 /// The headers of each call made.
 type SentHeaders = Vec<Vec<(String, String)>>;
 
-/// Runs `query`, every call answered 200 with `answer(path)` and its
-/// `cache-control`; returns the reply's body and cache-control.
+/// Runs `query` without client headers, every call answered 200 with
+/// `answer(path)` and its `cache-control`; returns the reply's body and
+/// cache-control, and the headers of each call.
 fn run(
     query: &str,
     answer: impl Fn(&str) -> (Value, Option<&'static str>),
 ) -> (Value, Option<String>, SentHeaders) {
+    run_as(query, &[], answer)
+}
+
+/// [`run`], the client sending `client` headers.
+fn run_as(
+    query: &str,
+    client: &[(&str, &str)],
+    answer: impl Fn(&str) -> (Value, Option<&'static str>),
+) -> (Value, Option<String>, SentHeaders) {
     let mut request = HttpRequest::post_json(json!({ "query": query }).to_string().into_bytes());
-    request
-        .headers
-        .push(("authorization".into(), "Bearer u".into()));
+    for (name, value) in client {
+        request.headers.push((name.to_string(), value.to_string()));
+    }
     let mut execution = Execution::start(gateway(), &request, 0);
     let mut headers = Vec::new();
     loop {
@@ -81,7 +91,11 @@ fn item(_: &str) -> (Value, Option<&'static str>) {
 
 #[test]
 fn renamed_and_nested_keys_are_read_from_the_parent() {
-    let (body, _, headers) = run(r#"{ item(id: "1") { id itemName city } }"#, item);
+    let (body, _, headers) = run_as(
+        r#"{ item(id: "1") { id itemName city } }"#,
+        &[("authorization", "Bearer u")],
+        item,
+    );
     assert_eq!(
         body,
         json!({"data": {"item": {"id": "1", "itemName": "Lamp", "city": "Lyon"}}})
@@ -146,7 +160,19 @@ fn the_reply_is_cached_as_the_most_restrictive_answer_allows() {
         (json!({"id": "1"}), cache)
     };
     let (_, cache, _) = run(r#"{ item(id: "1") { id } other { id } }"#, answers);
-    assert_eq!(cache.as_deref(), Some("max-age=15"));
+    assert_eq!(cache.as_deref(), Some("max-age=15, s-maxage=15"));
+    // s-maxage kept apart: the smallest of each, an answer without
+    // s-maxage bounding shared caches by its max-age.
+    let answers = |path: &str| {
+        let cache = if path.starts_with("/other") {
+            Some("max-age=600, s-maxage=20")
+        } else {
+            Some("max-age=60")
+        };
+        (json!({"id": "1"}), cache)
+    };
+    let (_, cache, _) = run(r#"{ item(id: "1") { id } other { id } }"#, answers);
+    assert_eq!(cache.as_deref(), Some("max-age=60, s-maxage=20"));
     // One no-store.
     let answers = |path: &str| {
         let cache = if path.starts_with("/other") {
@@ -177,6 +203,38 @@ fn the_reply_is_cached_as_the_most_restrictive_answer_allows() {
     let answers = |_: &str| (json!({"id": "1"}), Some("private, max-age=30"));
     let (_, cache, _) = run(r#"{ item(id: "1") { id } }"#, answers);
     assert_eq!(cache.as_deref(), Some("private, max-age=30"));
+}
+
+#[test]
+fn a_reply_fetched_with_the_clients_headers_is_never_shared() {
+    let answers = |_: &str| (json!({"id": "1"}), Some("max-age=60, s-maxage=30"));
+    let query = r#"{ item(id: "1") { id } }"#;
+    // `plain` renames the client's authorization: the answer may be the
+    // client's alone.
+    let (_, cache, sent) = run_as(query, &[("authorization", "Bearer u")], answers);
+    assert!(sent[0].iter().any(|(k, _)| k == "x-user-token"), "{sent:?}");
+    assert_eq!(cache.as_deref(), Some("private, max-age=60"));
+    // The request id is forwarded to every function, and does not count.
+    let (_, cache, sent) = run_as(query, &[("x-request-id", "r-1")], answers);
+    assert!(sent[0].iter().any(|(k, _)| k == "x-request-id"), "{sent:?}");
+    assert_eq!(cache.as_deref(), Some("max-age=60, s-maxage=30"));
+    // Nor does a client header no upstream takes.
+    let (_, cache, _) = run_as(query, &[("x-other", "1")], answers);
+    assert_eq!(cache.as_deref(), Some("max-age=60, s-maxage=30"));
+    // `platform` takes no client header: the same answer, shared.
+    let wrapped = |_: &str| {
+        (
+            json!({"status": {"code": 0}, "payload": {"result": {"item": {"id": "7"}}}}),
+            Some("max-age=60"),
+        )
+    };
+    let (body, cache, _) = run_as(
+        r#"{ wrapped(id: "7") { id } }"#,
+        &[("authorization", "Bearer u")],
+        wrapped,
+    );
+    assert_eq!(body["data"]["wrapped"]["id"], "7", "{body}");
+    assert_eq!(cache.as_deref(), Some("max-age=60, s-maxage=60"));
 }
 
 #[test]

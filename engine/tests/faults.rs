@@ -10,6 +10,7 @@
 
 use graphql_aggregator_engine::config::Gateway;
 use graphql_aggregator_engine::execute::{Execution, PendingCall};
+use graphql_aggregator_engine::plan_cache::PlanCache;
 use graphql_aggregator_engine::request::HttpRequest;
 use graphql_aggregator_engine::upstream::{CallFailure, CallOutcome};
 use mock_functions::{answer_get, DataSet};
@@ -188,8 +189,14 @@ fn wrong_shapes_under_lists_null_their_own_field() {
 
 #[test]
 fn a_batch_answer_missing_a_key_nulls_that_parent_with_an_error() {
+    // With `batch: {missing: "error"}`; the default is "no data".
+    let schema = SCHEMA.replace(
+        r#"batch: {key: "id", param: "ids"}"#,
+        r#"batch: {key: "id", param: "ids", missing: "error"}"#,
+    );
+    let gateway = gateway_with(json!({ "schema": schema }));
     let q = r#"{ users { id orders { id } } }"#;
-    let (_, body, _) = run(gateway(), &post(q), |call| {
+    let (_, body, _) = run(gateway, &post(q), |call| {
         if call.request.path.contains("batch") {
             // Only user 1 answered.
             CallOutcome::response(200, br#"{"1": [{"id": "o1"}]}"#.to_vec())
@@ -203,6 +210,7 @@ fn a_batch_answer_missing_a_key_nulls_that_parent_with_an_error() {
     );
     assert_eq!(the_error(&body)["path"], json!(["users", 1, "orders"]));
     assert_eq!(code(&body), "UPSTREAM_BAD_RESPONSE");
+    assert_eq!(the_error(&body)["extensions"]["upstream"], "fn");
 }
 
 #[test]
@@ -281,8 +289,13 @@ fn nothing_is_dispatched_past_the_deadline() {
 // ---------------------------------------------------------------------------
 // Limits, checked before any call.
 
-/// A request refused by a limit: no call, `LIMIT_EXCEEDED` naming it.
+/// A request refused by a limit: no call, `LIMIT_EXCEEDED` naming it, and
+/// its document not cached.
 fn refused(gateway: Arc<Gateway>, request: &HttpRequest, limit: &str) -> (u16, Value) {
+    let mut cache = PlanCache::new(16);
+    let execution = Execution::start_cached(gateway.clone(), request, 0, Some(&mut cache));
+    assert!(execution.is_finished(), "{limit}: not refused at once");
+    assert!(cache.is_empty(), "{limit}: the refused document was cached");
     let (status, body, calls) = run(gateway, request, functions);
     assert!(calls.is_empty(), "{limit}: calls were made");
     assert!(body.get("data").is_none(), "{body}");
@@ -334,6 +347,17 @@ fn every_limit_refuses_before_any_call() {
     );
     let calls = r#"{ a: user(id: "1") { orders { id } } b: user(id: "2") { orders { id } } }"#;
     refused(small(json!({"max_calls": 3})), &post(calls), "max_calls");
+    // More plan fields than a plan holds (20,000), within raised limits.
+    let fields: String = (0..20_001).map(|i| format!("a{i}: name ")).collect();
+    let wide = format!("{{ user(id: \"1\") {{ {fields} }} }}");
+    refused(
+        small(
+            json!({"max_body_bytes": 1_000_000, "max_query_bytes": 1_000_000,
+                     "max_query_tokens": 1_000_000, "max_aliases": 100_000}),
+        ),
+        &post(&wide),
+        "plan_fields",
+    );
 }
 
 #[test]

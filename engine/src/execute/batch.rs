@@ -2,6 +2,22 @@
 //! gathered while an answer is merged become one call per chunk of
 //! `max_batch_size` distinct keys; the batched answer is indexed once by
 //! key, and each parent finds its share in it by key, never by position.
+//!
+//! One rule for both forms of answer (an object keyed by key, or a list of
+//! items carrying their key under `itemKey`):
+//!
+//! * a key the answer has: the object form's member value (the last, if
+//!   the key repeats); the list form's items with that key (all of them for
+//!   a list field, the first for a single value);
+//! * a key the answer leaves out: `batch.missing` decides. `"null"` (the
+//!   default) means no data: null for a single value, `[]` for a list
+//!   field, no error. `"error"` makes it null with an
+//!   `UPSTREAM_BAD_RESPONSE` error naming the key and the upstream;
+//! * a parent without the key (absent, null, or an object or a list) is
+//!   not sent: its field is null, without an error, whatever `missing`
+//!   says;
+//! * an answer of the wrong form (not an object, or not a list, as the
+//!   form says) is `UPSTREAM_BAD_RESPONSE` for every parent of that call.
 
 use super::calls::{BatchKey, Waiter};
 use super::Run;
@@ -10,7 +26,7 @@ use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
 use crate::fetched::{AnswerId, ObjRef, Resolved};
 use crate::plan::FieldId;
-use crate::schema::{Batch, ResolverId};
+use crate::schema::{Batch, Missing, ResolverId};
 use crate::template::encode;
 use crate::upstream::UpstreamRequest;
 use std::collections::hash_map::DefaultHasher;
@@ -223,6 +239,11 @@ impl BatchIndex {
             .map(move |(i, (_, _, value))| (start + i, *value))
     }
 
+    /// An empty list of items, shared.
+    fn no_items(&mut self) -> Arc<[ObjRef]> {
+        self.no_items.get_or_insert_with(|| Arc::from([])).clone()
+    }
+
     /// The items of a key (an empty list when it has none), made once per
     /// key and shared by every parent with that key.
     fn share(
@@ -238,7 +259,7 @@ impl BatchIndex {
         };
         let first = self.find_entries(answer, batch, key).next().map(|(i, _)| i);
         let Some(first) = first.and_then(|i| u32::try_from(i).ok()) else {
-            return self.no_items.get_or_insert_with(|| Arc::from([])).clone();
+            return self.no_items();
         };
         if let Some(items) = self.shares.get(&first) {
             return items.clone();
@@ -344,7 +365,7 @@ impl Run {
                 }
                 match requests.get_mut(chunk).and_then(Option::take) {
                     Some(request) => {
-                        let id = self.enqueue(gateway, request, &name, waiter);
+                        let id = self.enqueue(gateway, request, &name, waiter, resolver.dedupe);
                         if let Some(slot) = calls.get_mut(chunk) {
                             *slot = id;
                         }
@@ -370,7 +391,8 @@ impl Run {
     }
 
     /// A parent's share of a batched answer (at `node` of answer `answer`),
-    /// matched by key.
+    /// matched by key; a key the answer leaves out gives what
+    /// `batch.missing` says (see the module's rule).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn batch_share(
         &mut self,
@@ -428,23 +450,37 @@ impl Run {
             answer: answer_id,
             node,
         };
-        match &batch.item_key {
-            None => match index.find(answer, batch, key).last() {
-                Some(value) => Ok(Resolved::Value(at(value))),
-                None => {
-                    let mut error = FieldError::new(
-                        ErrorCode::UpstreamBadResponse,
-                        format!("the batched answer has no entry for key {key:?}"),
-                    );
-                    error.upstream = upstream.cloned();
-                    Err(error)
+        let found = match &batch.item_key {
+            None => index.find(answer, batch, key).last().map(at),
+            Some(_) if list => {
+                let items = index.share(answer, batch, key, answer_id);
+                if !items.is_empty() {
+                    return Ok(Resolved::Items(items));
                 }
-            },
-            Some(_) if list => Ok(Resolved::Items(index.share(answer, batch, key, answer_id))),
-            Some(_) => Ok(index
-                .find(answer, batch, key)
-                .next()
-                .map_or(Resolved::Null, |v| Resolved::Value(at(v)))),
+                None
+            }
+            Some(_) => index.find(answer, batch, key).next().map(at),
+        };
+        match (found, batch.missing) {
+            (Some(value), _) => Ok(Resolved::Value(value)),
+            (None, Missing::Null) if list => Ok(Resolved::Items(index.no_items())),
+            (None, Missing::Null) => Ok(Resolved::Null),
+            (None, Missing::Error) => {
+                let coordinate = gateway
+                    .resolvers
+                    .get(waiter.resolver)
+                    .map_or("", |r| r.coordinate.as_str());
+                let function = upstream.map_or("", |u| u.as_ref());
+                let mut error = FieldError::new(
+                    ErrorCode::UpstreamBadResponse,
+                    format!(
+                        "function {function} left key {key:?} out of its batched answer for \
+                         {coordinate} (`batch: {{missing: \"error\"}}`)"
+                    ),
+                );
+                error.upstream = upstream.cloned();
+                Err(error)
+            }
         }
     }
 }

@@ -1,6 +1,13 @@
 //! The call table of a request: every call rendered, de-duplicated (an
 //! identical call is made once and its answer shared), queued, dispatched
 //! within the concurrency limit, and answered.
+//!
+//! Only calls that may share an answer are de-duplicated: GET calls, and
+//! calls of fields with `@http(dedupe: true)`. Calls of mutation root
+//! fields never are (each mutation field runs, one after another), nor are
+//! other non-GET calls: `mutation { a: incr b: incr }` makes two calls.
+//! Nor does a call share the answer of a call made before the mutation
+//! root field it runs under started: that answer may be out of date.
 
 use super::{CallId, PendingCall, Run};
 use crate::answer::NodeId;
@@ -16,6 +23,11 @@ use std::sync::Arc;
 
 /// A call's headers, shared by the calls of a request that send the same.
 pub(super) type Headers = Arc<[(String, String)]>;
+
+/// The headers every call of a request to one upstream carries, and
+/// whether any of them came from the client (forwarded or renamed; the
+/// request id does not count).
+pub(super) type BaseHeaders = (Arc<str>, Headers, bool);
 
 /// A field waiting for a call's answer.
 #[derive(Debug, Clone)]
@@ -71,6 +83,17 @@ impl std::fmt::Debug for BatchKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(self.as_str(), f)
     }
+}
+
+/// A call still open when the deadline passed.
+#[derive(Debug)]
+pub(super) struct Expired {
+    /// The fields that waited for it.
+    pub waiters: Vec<Waiter>,
+    /// The upstream it was for.
+    pub upstream: Arc<str>,
+    /// Whether it was dispatched (false: it never left the queue).
+    pub started: bool,
 }
 
 /// What a call gave: the data's place in an answer, or an error.
@@ -213,19 +236,29 @@ impl Calls {
         }
     }
 
-    /// Queues a call for `waiter`, or joins an identical one; returns its
-    /// id. `Err` when the call would be beyond `max_calls`.
+    /// Calls made from now on share no answer with the calls made so far
+    /// (a mutation field is about to run).
+    pub fn forget_shared(&mut self) {
+        self.by_request.clear();
+    }
+
+    /// Queues a call for `waiter`, or, when `dedupe`, joins an identical
+    /// call that may be shared too; returns its id. `Err` when the call
+    /// would be beyond `max_calls`.
     pub fn enqueue(
         &mut self,
         request: UpstreamRequest,
         upstream: &Arc<str>,
         waiter: Waiter,
         max_calls: usize,
+        dedupe: bool,
     ) -> Result<CallId, (Waiter, usize)> {
         // Identical calls are found by a hash of the request, and compared
         // in full (a collision makes a second call, never a wrong answer).
-        let hash = crate::hashing::hash_of(&request);
-        if let Some(&id) = self.by_request.get(&hash) {
+        // A call that may not be shared is not registered: no later call
+        // joins it.
+        let hash = dedupe.then(|| crate::hashing::hash_of(&request));
+        if let Some(&id) = hash.and_then(|hash| self.by_request.get(&hash)) {
             if self.calls.get(id).is_some_and(|c| c.request == request) {
                 self.join(id, waiter);
                 return Ok(id);
@@ -235,7 +268,9 @@ impl Calls {
         if id >= max_calls {
             return Err((waiter, id + 1));
         }
-        self.by_request.insert(hash, id);
+        if let Some(hash) = hash {
+            self.by_request.insert(hash, id);
+        }
         self.calls.push(Call {
             request,
             upstream: upstream.clone(),
@@ -248,18 +283,26 @@ impl Calls {
 
     /// The deadline passed: every call still queued or in flight is done,
     /// and their waiters are handed back with the upstream they waited
-    /// for. Nothing queued or gathered is started any more.
-    pub fn expire(&mut self) -> Vec<(Vec<Waiter>, Arc<str>)> {
+    /// for and whether the call was dispatched. Nothing queued or gathered
+    /// is started any more.
+    pub fn expire(&mut self) -> Vec<Expired> {
         self.outbox.clear();
         self.batches.clear();
         self.ready.clear();
         self.in_flight = 0;
         let mut open = Vec::new();
         for call in &mut self.calls {
-            if let CallState::Queued(waiters) | CallState::InFlight(waiters) = &mut call.state {
-                open.push((std::mem::take(waiters), call.upstream.clone()));
-                call.state = CallState::Done(Err(ErrorId::MAX));
-            }
+            let (waiters, started) = match &mut call.state {
+                CallState::Queued(waiters) => (std::mem::take(waiters), false),
+                CallState::InFlight(waiters) => (std::mem::take(waiters), true),
+                CallState::Done(_) => continue,
+            };
+            open.push(Expired {
+                waiters,
+                upstream: call.upstream.clone(),
+                started,
+            });
+            call.state = CallState::Done(Err(ErrorId::MAX));
         }
         open
     }
@@ -330,7 +373,9 @@ impl Run {
                     Err(keyed) => keyed,
                 }
             }
-            // A parent without the batch key has nothing to look up.
+            // A parent without the batch key (absent, null, an object or a
+            // list) has nothing to look up: null, without an error and
+            // whatever `batch.missing` says.
             Some(None) => {
                 if let Some(entry) = self.fetched.entry_mut(at, field) {
                     entry.value = Resolved::Null;
@@ -345,29 +390,42 @@ impl Run {
             bound: Some((bound, &self.variables)),
             parent,
         };
-        let base = base_headers(&mut self.base_headers, upstream, &self.client_headers);
+        let (base, personal) = base_headers(&mut self.base_headers, upstream, &self.client_headers);
         let request = match render(upstream, resolver_def, &values, base) {
             Ok(request) => request,
             Err(error) => return self.fail(at, field, error),
         };
+        if personal {
+            // The answer may be this client's alone: no shared cache may
+            // keep the reply.
+            self.cache.personal();
+        }
         if waiter.batch_key.is_some() {
             self.calls.batches.add(resolver, field, request, waiter);
         } else {
-            self.enqueue(gateway, request, &upstream.name.clone(), waiter);
+            // A mutation root field runs, whatever its `dedupe` says.
+            let mutation_root = self.plan.mutation && at == self.fetched.root();
+            let dedupe = resolver_def.dedupe && !mutation_root;
+            self.enqueue(gateway, request, &upstream.name.clone(), waiter, dedupe);
         }
     }
 
-    /// Queues a call (or joins an identical one) and returns its id; beyond
-    /// `max_calls` the field fails with `LIMIT_EXCEEDED`.
+    /// Queues a call (or, when `dedupe`, joins an identical one) and
+    /// returns its id; beyond `max_calls` the field fails with
+    /// `LIMIT_EXCEEDED`.
     pub(super) fn enqueue(
         &mut self,
         gateway: &Gateway,
         request: UpstreamRequest,
         upstream: &Arc<str>,
         waiter: Waiter,
+        dedupe: bool,
     ) -> Option<CallId> {
         let max_calls = gateway.limits.max_calls;
-        match self.calls.enqueue(request, upstream, waiter, max_calls) {
+        match self
+            .calls
+            .enqueue(request, upstream, waiter, max_calls, dedupe)
+        {
             Ok(id) => Some(id),
             Err((waiter, actual)) => {
                 let exceeded = crate::limits::LimitExceeded {
@@ -440,45 +498,56 @@ fn render(
 }
 
 /// The headers every call of this request to `upstream` carries, computed
-/// once per request and upstream.
+/// once per request and upstream, and whether any came from the client.
 fn base_headers(
-    cache: &mut Vec<(Arc<str>, Headers)>,
+    cache: &mut Vec<BaseHeaders>,
     upstream: &Upstream,
     client: &[(String, String)],
-) -> Arc<[(String, String)]> {
-    if let Some((_, headers)) = cache
+) -> (Headers, bool) {
+    if let Some((_, headers, personal)) = cache
         .iter()
-        .find(|(name, _)| Arc::ptr_eq(name, &upstream.name))
+        .find(|(name, _, _)| Arc::ptr_eq(name, &upstream.name))
     {
-        return headers.clone();
+        return (headers.clone(), *personal);
     }
-    let headers: Arc<[(String, String)]> = Arc::from(forwarded_headers(upstream, client));
-    cache.push((upstream.name.clone(), headers.clone()));
-    headers
+    let (headers, personal) = forwarded_headers(upstream, client);
+    let headers: Headers = Arc::from(headers);
+    cache.push((upstream.name.clone(), headers.clone(), personal));
+    (headers, personal)
 }
 
 /// The headers a call to `upstream` carries besides its templated ones: the
 /// client's request id (always), the client headers the upstream forwards
-/// (as they are, or under a new name), and the upstream's constant headers.
-/// Client values with a line break are dropped.
-fn forwarded_headers(upstream: &Upstream, client: &[(String, String)]) -> Vec<(String, String)> {
+/// (as they are, or under a new name), and the upstream's constant headers;
+/// and whether any client header other than the request id is among them
+/// (the answer may then be this client's alone). Client values with a line
+/// break are dropped.
+fn forwarded_headers(
+    upstream: &Upstream,
+    client: &[(String, String)],
+) -> (Vec<(String, String)>, bool) {
     let mut headers: Vec<(String, String)> = Vec::new();
+    let mut personal = false;
     for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
-        if name == REQUEST_ID_HEADER || upstream.forward_headers.iter().any(|f| f == name) {
+        if name == REQUEST_ID_HEADER {
             set_header(&mut headers, name, value);
+        } else if upstream.forward_headers.iter().any(|f| f == name) {
+            set_header(&mut headers, name, value);
+            personal = true;
         }
     }
     for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
         for (from, to) in &upstream.rename_headers {
             if from == name {
                 set_header(&mut headers, to, value);
+                personal = true;
             }
         }
     }
     for (name, value) in &upstream.headers {
         set_header(&mut headers, name, value);
     }
-    headers
+    (headers, personal)
 }
 
 /// Sets a header, replacing any earlier value of the same name: later

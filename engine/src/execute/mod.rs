@@ -68,7 +68,7 @@ struct Run {
     client_headers: Vec<(String, String)>,
     /// The headers calls to each upstream carry (from the client's and
     /// the configuration's), computed once per upstream.
-    base_headers: Vec<(Arc<str>, calls::Headers)>,
+    base_headers: Vec<calls::BaseHeaders>,
     /// When the request's time is up, on the host's clock in milliseconds.
     deadline_at: u64,
     /// What the answers allow for the reply's `cache-control`.
@@ -154,37 +154,39 @@ impl Execution {
         let operation_name = graphql.operation_name.as_deref();
         let key = PlanCache::key(&graphql.query, operation_name);
         let mut cache = cache;
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.set_max_bytes(limits.max_plan_cache_bytes);
+        }
         let hit = cache
             .as_deref_mut()
             .is_some_and(|c| c.get(key, &graphql.query, operation_name).is_some());
-        let mut uncached = None;
+        // A document not cached yet is kept only once this request has
+        // been planned and passed every check: a document refused by a
+        // limit is never cached.
+        let mut fresh = None;
         if !hit {
-            let document = Arc::new(self.compile(&graphql.query)?);
-            // The checks that depend on the document only run before it is
-            // cached: a refused document is never cached.
+            let (document, tokens) = self.compile(&graphql.query)?;
+            let document = Arc::new(document);
             self.check_document(&document, operation_name)?;
             let conditions = plan::condition_variables(&document);
-            let prepared = Prepared::new(document, conditions);
-            uncached = match cache.as_deref_mut() {
-                Some(cache) => cache
-                    .insert(key, &graphql.query, operation_name, prepared)
-                    .err(),
-                None => Some(prepared),
-            };
+            fresh = Some(Prepared::new(document, conditions, tokens));
         }
         let prepared = match cache
             .as_deref_mut()
+            .filter(|_| hit)
             .and_then(|c| c.peek(key, &graphql.query, operation_name))
         {
             Some(prepared) => prepared,
-            None => match uncached.as_mut() {
+            None => match fresh.as_mut() {
                 Some(prepared) => prepared,
-                // Cached a moment ago and gone: cannot happen, but compile
+                // Found a moment ago and gone: cannot happen, but compile
                 // again rather than fail.
                 None => {
-                    let document = Arc::new(self.compile(&graphql.query)?);
+                    let (document, tokens) = self.compile(&graphql.query)?;
+                    let document = Arc::new(document);
+                    self.check_document(&document, operation_name)?;
                     let conditions = plan::condition_variables(&document);
-                    uncached.insert(Prepared::new(document, conditions))
+                    fresh.insert(Prepared::new(document, conditions, tokens))
                 }
             },
         };
@@ -242,8 +244,14 @@ impl Execution {
             }
         };
         self.check_plan(&plan)?;
-        if let (Some((mask, plan)), Some(cache)) = (new_plan, cache) {
-            cache.add_plan(key, &graphql.query, operation_name, mask, plan);
+        if let Some(cache) = cache {
+            if let Some(prepared) = fresh {
+                // Kept unless the cache keeps nothing or it is too large.
+                let _ = cache.insert(key, &graphql.query, operation_name, prepared);
+            }
+            if let Some((mask, plan)) = new_plan {
+                cache.add_plan(key, &graphql.query, operation_name, mask, plan);
+            }
         }
         let deadline_ms = u64::try_from(gateway.deadline.as_millis()).unwrap_or(u64::MAX);
         let spare = Spare::take();
@@ -313,8 +321,9 @@ impl Execution {
         Ok(())
     }
 
-    /// Parse (within the token and depth limits) and validate a document.
-    fn compile(&self, query: &str) -> Result<Valid<ExecutableDocument>, Reply> {
+    /// Parse (within the token and depth limits) and validate a document;
+    /// with the lexical tokens it has (which its size in memory follows).
+    fn compile(&self, query: &str) -> Result<(Valid<ExecutableDocument>, usize), Reply> {
         let media = self.media;
         let limits = &self.gateway.limits;
         let schema = &self.gateway.schema;
@@ -346,9 +355,12 @@ impl Execution {
                 None => response::document_errors(&e.errors, ErrorCode::GraphqlParseFailed, media),
             }
         })?;
-        ast.to_executable_validate(schema).map_err(|e| {
-            response::document_errors(&e.errors, ErrorCode::GraphqlValidationFailed, media)
-        })
+        let tokens = parser.tokens_reached();
+        ast.to_executable_validate(schema)
+            .map(|document| (document, tokens))
+            .map_err(|e| {
+                response::document_errors(&e.errors, ErrorCode::GraphqlValidationFailed, media)
+            })
     }
 
     /// The calls to dispatch now, at `now_ms`: as many as the concurrency
@@ -409,6 +421,16 @@ impl Execution {
         }
         self.settle();
         self.expire_if_late(now_ms);
+    }
+
+    /// Whether the request still runs at `now_ms` past its deadline: the
+    /// host's next [`Execution::take_calls`] answers it. A host whose own
+    /// timers may not fire (Kong restarts a call's read timeout on every
+    /// byte) asks this from a timer of its own.
+    pub fn is_past_deadline(&self, now_ms: u64) -> bool {
+        self.run
+            .as_ref()
+            .is_some_and(|run| now_ms >= run.deadline_at)
     }
 
     /// True once the reply is ready (nothing is, or will be, in flight).
@@ -498,7 +520,7 @@ impl Execution {
 struct Spare {
     fetched: Fetched,
     calls: Calls,
-    base_headers: Vec<(Arc<str>, calls::Headers)>,
+    base_headers: Vec<calls::BaseHeaders>,
 }
 
 thread_local! {
@@ -616,6 +638,9 @@ impl Run {
             return false;
         };
         self.next_serial = Some(index + 1);
+        // What the functions answered before this mutation may be out of
+        // date after it: its calls share no answer with earlier ones.
+        self.calls.forget_shared();
         self.field_at(gateway, &plan, root, *field, 1);
         true
     }
@@ -631,7 +656,9 @@ impl Run {
                 gateway.deadline.as_millis()
             ),
         ));
-        for (waiters, upstream) in self.calls.expire() {
+        let root = self.fetched.root();
+        for expired in self.calls.expire() {
+            let upstream = &expired.upstream;
             // Name the function each waiter was waiting for.
             let blamed = self.fetched.add_error(
                 FieldError::new(
@@ -641,11 +668,30 @@ impl Run {
                         gateway.deadline.as_millis()
                     ),
                 )
-                .blame(&upstream),
+                .blame(upstream),
             );
-            for waiter in waiters {
+            for waiter in expired.waiters {
+                // A mutation root field whose call never left: it did not
+                // run, and the client must be told so (not a timeout,
+                // which leaves open whether it ran).
+                let error = if self.plan.mutation && waiter.at == root && !expired.started {
+                    let coordinate = self
+                        .plan
+                        .fields
+                        .get(waiter.field as usize)
+                        .map_or("a mutation field", |f| &f.coordinate);
+                    self.fetched.add_error(FieldError::new(
+                        ErrorCode::NotExecuted,
+                        format!(
+                            "{coordinate} was not executed: the request's deadline ({} ms) passed before it started",
+                            gateway.deadline.as_millis()
+                        ),
+                    ))
+                } else {
+                    blamed
+                };
                 if let Some(entry) = self.fetched.entry_mut(waiter.at, waiter.field) {
-                    entry.value = crate::fetched::Resolved::Failed(blamed);
+                    entry.value = crate::fetched::Resolved::Failed(error);
                 }
             }
         }
