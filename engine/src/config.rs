@@ -156,6 +156,11 @@ pub struct Gateway {
     /// The client headers any call may carry (the request id, and every
     /// upstream's forwarded and renamed headers): a request keeps only these.
     pub forwarded_names: Vec<String>,
+    /// The `vary` of a cacheable reply: `accept`, and every client header
+    /// some call may carry (but the request id), so that a shared cache
+    /// never serves a reply made without a client's credentials to a client
+    /// that sends them (or the other way round).
+    pub vary: String,
     /// Which object types implement each interface (for introspection),
     /// computed once.
     pub implementers:
@@ -205,7 +210,17 @@ impl Gateway {
                 }
             }
         }
+        let vary = std::iter::once("accept")
+            .chain(
+                forwarded_names
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|name| *name != crate::upstream::REQUEST_ID_HEADER),
+            )
+            .collect::<Vec<_>>()
+            .join(", ");
         Ok(Gateway {
+            vary,
             forwarded_names,
             implementers,
             schema: loaded.api,

@@ -329,3 +329,33 @@ fn from_on_an_interface_and_odd_upstream_names_are_refused() {
     .unwrap_err();
     assert!(e.to_string().contains("upstreams.a.b"), "{e}");
 }
+
+/// A cacheable reply varies by every client header a call may carry (here
+/// `authorization`, renamed for `plain`), so that a shared cache never hands
+/// a reply made without a client's credentials to a client that sends them.
+#[test]
+fn a_cacheable_reply_varies_by_the_client_headers_calls_may_carry() {
+    let request = HttpRequest::post_json(
+        json!({"query": r#"{ item(id: "1") { id } }"#})
+            .to_string()
+            .into_bytes(),
+    );
+    let mut execution = Execution::start(gateway(), &request, 0);
+    for call in execution.take_calls(0) {
+        let outcome = CallOutcome::response(200, br#"{"id": "1"}"#.to_vec());
+        execution.on_call_answer(call.id, outcome, Some("max-age=60"), 0);
+    }
+    let reply = execution.reply().unwrap();
+    let header = |name: &str| {
+        reply
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    assert_eq!(
+        header("cache-control").as_deref(),
+        Some("max-age=60, s-maxage=60")
+    );
+    assert_eq!(header("vary").as_deref(), Some("accept, authorization"));
+}

@@ -6,29 +6,31 @@
 
 #![cfg(target_arch = "wasm32")]
 
+mod flights;
 mod host;
 mod metrics;
 
+use flights::SharedFlights;
 use graphql_aggregator_engine::config::Gateway;
-use graphql_aggregator_engine::execute::{CallId, Execution};
+use graphql_aggregator_engine::execute::Execution;
 use graphql_aggregator_engine::limits::LimitExceeded;
 use graphql_aggregator_engine::plan_cache::PlanCache;
 use graphql_aggregator_engine::request::{HttpRequest, ResponseMedia};
 use graphql_aggregator_engine::response::{self, Reply};
-use graphql_aggregator_engine::upstream::{CallFailure, CallOutcome, REQUEST_ID_HEADER};
+use graphql_aggregator_engine::upstream::REQUEST_ID_HEADER;
 use log::{error, info, warn};
 use metrics::Metrics;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Plugin::default()) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> {
+        Box::new(Plugin { id, ..Plugin::default() })
+    });
 }}
 
 /// What one configuration's requests share: the checked configuration, its
@@ -45,15 +47,44 @@ struct Shared {
 /// the state of the configuration it starts under.
 #[derive(Default)]
 struct Plugin {
+    /// The root context's id (given back the effective context after a tick).
+    id: u32,
     shared: Option<Rc<RefCell<Shared>>>,
     /// One set of metrics for the plugin's life, across configurations.
     metrics: Rc<RefCell<Metrics>>,
+    /// The requests under way, across configurations (a request keeps the
+    /// configuration it started with).
+    flights: SharedFlights,
+    /// Whether the tick was asked for (once per VM: Kong traps on a second).
+    ticking: bool,
 }
 
-impl Context for Plugin {}
+impl Context for Plugin {
+    /// Calls dispatched from the tick are routed here by the SDK.
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        flights::with(&self.flights, |f| {
+            f.on_call_response(token, num_headers, body_size)
+        });
+    }
+}
 
 impl RootContext for Plugin {
     fn on_configure(&mut self, _size: usize) -> bool {
+        if !self.ticking {
+            match host::set_tick_period(flights::TICK_MS) {
+                Ok(()) => self.ticking = true,
+                Err(status) => error!(
+                    "graphql-aggregator: the host refused a timer (status {status}): \
+                     only the host's own timeouts will hold"
+                ),
+            }
+        }
         let text = host::buffer(BufferType::PluginConfiguration, 0, usize::MAX).unwrap_or_default();
         let loaded = std::str::from_utf8(&text)
             .map_err(|e| format!("configuration is not UTF-8: {e}"))
@@ -93,13 +124,18 @@ impl RootContext for Plugin {
         true
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn on_tick(&mut self) {
+        let root = self.id;
+        flights::with(&self.flights, |f| f.on_tick(root));
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Stream {
+            id: context_id,
             shared: self.shared.clone(),
+            flights: self.flights.clone(),
             request: HttpRequest::default(),
             request_id: String::new(),
-            execution: None,
-            calls: HashMap::new(),
             started: false,
             body_size: 0,
         }))
@@ -110,21 +146,13 @@ impl RootContext for Plugin {
     }
 }
 
-/// A call in flight: the engine's id, where it went, when it left.
-struct InFlight {
-    id: CallId,
-    upstream: std::sync::Arc<str>,
-    path: String,
-    sent_ms: u64,
-}
-
 /// One client request.
 struct Stream {
+    id: u32,
     shared: Option<Rc<RefCell<Shared>>>,
+    flights: SharedFlights,
     request: HttpRequest,
     request_id: String,
-    execution: Option<Execution>,
-    calls: HashMap<u32, InFlight>,
     started: bool,
     /// The body buffered so far (for a body that ends with trailers).
     body_size: usize,
@@ -138,30 +166,18 @@ impl Context for Stream {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(call) = self.calls.remove(&token) else {
-            return;
-        };
-        let max_body = self
-            .gateway()
-            .map_or(usize::MAX, |g| g.limits.max_response_bytes);
-        let outcome = call_outcome(num_headers, body_size, max_body);
-        let cache_control = match outcome {
-            CallOutcome::Response { .. } => answer_cache_control(),
-            CallOutcome::Failed(_) => None,
-        };
-        let now = host::now_ms();
-        let kind = outcome.kind();
-        if kind != "ok" {
-            warn!(
-                "graphql-aggregator: request {}: call to {} {} ended: {kind}",
-                self.request_id, call.upstream, call.path
-            );
+        flights::with(&self.flights, |f| {
+            f.on_call_response(token, num_headers, body_size)
+        });
+    }
+}
+
+impl Drop for Stream {
+    /// The client is gone or answered: late answers are ignored.
+    fn drop(&mut self) {
+        if let Ok(mut flights) = self.flights.try_borrow_mut() {
+            flights.forget(self.id);
         }
-        self.with_metrics(|m| m.call(&call.upstream, kind, now.saturating_sub(call.sent_ms)));
-        if let Some(execution) = self.execution.as_mut() {
-            execution.on_call_answer(call.id, outcome, cache_control.as_deref(), now);
-        }
-        self.drive();
     }
 }
 
@@ -191,14 +207,7 @@ impl HttpContext for Stream {
                 id
             }
         };
-        let method = self.request.method.as_str();
-        // Kong never calls on_http_request_body for an empty body, and its
-        // end_of_stream is always false here: decide by method and length.
-        let bodiless = end_of_stream
-            || method == "GET"
-            || method == "HEAD"
-            || self.request.header("content-length") == Some("0");
-        if bodiless {
+        if end_of_stream || self.has_no_body() {
             self.start(Vec::new());
             return Action::Pause;
         }
@@ -251,11 +260,25 @@ impl Stream {
         self.shared.as_ref()?.borrow().gateway.clone()
     }
 
-    fn with_metrics(&self, f: impl FnOnce(&mut Metrics)) {
-        if let Some(shared) = &self.shared {
-            let metrics = shared.borrow().metrics.clone();
-            f(&mut metrics.borrow_mut());
+    /// Whether the request can have no body, decided from its headers:
+    /// Kong never calls `on_http_request_body` for an empty body and its
+    /// `end_of_stream` is always false here (measured), so a request the
+    /// filter waited on would go to the route's service. Every method but
+    /// POST is answered now (GET served, the others refused); a POST has no
+    /// body when it says `content-length: 0`, or over HTTP/1 when it has
+    /// neither a length nor `transfer-encoding` (RFC 9112: no body).
+    fn has_no_body(&self) -> bool {
+        if self.request.method != "POST" {
+            return true;
         }
+        if let Some(length) = self.request.header("content-length") {
+            return length.trim() == "0";
+        }
+        if self.request.header("transfer-encoding").is_some() {
+            return false;
+        }
+        let protocol = host::property(&["request", "protocol"]).ok().flatten();
+        protocol.is_some_and(|p| p.starts_with(b"HTTP/1"))
     }
 
     /// A request id for a client that sent none: `ga-<ms>-<n>`.
@@ -282,11 +305,11 @@ impl Stream {
             return;
         };
         self.request.body = body;
-        let execution = {
+        let (execution, metrics) = {
             let mut shared = shared.borrow_mut();
             let (hits, misses) = (shared.plan_cache.hits, shared.plan_cache.misses);
             let execution = Execution::start_cached(
-                gateway,
+                gateway.clone(),
                 &self.request,
                 host::now_ms(),
                 Some(&mut shared.plan_cache),
@@ -296,133 +319,21 @@ impl Stream {
                 shared.plan_cache.misses.saturating_sub(misses),
             );
             shared.metrics.borrow_mut().plan_cache(new_hits, new_misses);
-            execution
+            (execution, shared.metrics.clone())
         };
-        self.execution = Some(execution);
-        self.drive();
+        // The body is the engine's now: only its parsed form is kept.
+        self.request.body = Vec::new();
+        let (id, request_id) = (self.id, self.request_id.clone());
+        flights::with(&self.flights, |f| {
+            f.start(id, request_id, gateway, metrics, execution)
+        });
     }
 
-    /// Dispatch whatever the engine wants called; reply once it is done.
-    fn drive(&mut self) {
-        let Some(execution) = self.execution.as_mut() else {
-            return;
+    fn send(&mut self, reply: Reply) {
+        let metrics = match &self.shared {
+            Some(shared) => shared.borrow().metrics.clone(),
+            None => Rc::default(),
         };
-        loop {
-            let now = host::now_ms();
-            let calls = execution.take_calls(now);
-            if calls.is_empty() {
-                break;
-            }
-            for call in calls {
-                let request = &call.request;
-                let dispatched = proxy_wasm::hostcalls::dispatch_http_call(
-                    &request.target,
-                    request.host_headers(),
-                    request.body.as_deref(),
-                    Vec::new(),
-                    Duration::from_millis(request.timeout_ms),
-                );
-                match dispatched {
-                    Ok(token) => {
-                        self.calls.insert(
-                            token,
-                            InFlight {
-                                id: call.id,
-                                upstream: request.upstream.clone(),
-                                path: request.path.clone(),
-                                sent_ms: now,
-                            },
-                        );
-                    }
-                    Err(status) => {
-                        let reason = format!(
-                            "the gateway refused to call {} ({status:?})",
-                            request.target
-                        );
-                        warn!("graphql-aggregator: request {}: {reason}", self.request_id);
-                        if let Some(shared) = &self.shared {
-                            let metrics = shared.borrow().metrics.clone();
-                            metrics.borrow_mut().call(&request.upstream, "rejected", 0);
-                        }
-                        execution.on_call_outcome(
-                            call.id,
-                            CallOutcome::Failed(CallFailure::Rejected(reason)),
-                            now,
-                        );
-                    }
-                }
-            }
-        }
-        if let Some(reply) = execution.reply() {
-            self.execution = None;
-            self.calls.clear();
-            self.send(reply);
-        }
-    }
-
-    fn send(&mut self, mut reply: Reply) {
-        if !reply.headers.iter().any(|(k, _)| k == "cache-control") {
-            reply
-                .headers
-                .push(("cache-control".into(), "no-store".into()));
-        }
-        self.with_metrics(|m| m.request(reply.outcome));
-        if let Err(status) = host::send_local_response(reply.status, &reply.headers, &reply.body) {
-            error!(
-                "graphql-aggregator: request {}: the host refused the local reply (status {status})",
-                self.request_id
-            );
-        }
-    }
-}
-
-/// A call answer's caching rules: every `cache-control` value joined, plus
-/// `private` when the answer varies by request headers (`Vary`), which a
-/// merged reply cannot honour for a shared cache. `None`: no rules given.
-fn answer_cache_control() -> Option<String> {
-    let pairs = host::header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default();
-    let mut directives: Vec<&str> = pairs
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("cache-control"))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    if directives.is_empty() {
-        return None;
-    }
-    let varies = pairs
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("vary") && !v.trim().is_empty());
-    if varies {
-        directives.push("private");
-    }
-    Some(directives.join(", "))
-}
-
-/// Read a call's outcome. A call with no headers failed: Envoy gives no
-/// header map at all then, Kong gives a `:dispatch_status` pseudo-header.
-/// A body over `max_body` bytes is not read.
-fn call_outcome(num_headers: usize, body_size: usize, max_body: usize) -> CallOutcome {
-    let map = MapType::HttpCallResponseHeaders;
-    let status = if num_headers == 0 {
-        None
-    } else {
-        host::header_value(map, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok())
-    };
-    match status {
-        Some(_) if body_size > max_body => CallOutcome::Failed(CallFailure::TooLarge(body_size)),
-        Some(status) => {
-            let body =
-                host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
-            CallOutcome::Response { status, body }
-        }
-        None => {
-            let dispatch_status = host::header_value(map, ":dispatch_status").ok().flatten();
-            CallOutcome::Failed(CallFailure::from_dispatch_status(
-                dispatch_status.as_deref(),
-            ))
-        }
+        flights::send(&self.request_id, &metrics, reply);
     }
 }

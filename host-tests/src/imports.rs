@@ -776,6 +776,13 @@ fn builtin_property(state: &HostState, request: Option<u32>, path: &[&str]) -> O
         ["request", "host"] => header(":authority"),
         ["request", "scheme"] => header(":scheme"),
         ["request", "id"] => header("x-request-id"),
+        // Envoy: "HTTP/1.1" or "HTTP/2"; nginx's $server_protocol: "HTTP/1.1"
+        // or "HTTP/2.0".
+        ["request", "protocol"] => request.map(|_| match (state.kind(), state.profile.http2()) {
+            (_, false) => b"HTTP/1.1".to_vec(),
+            (crate::HostKind::Envoy, true) => b"HTTP/2".to_vec(),
+            (crate::HostKind::Kong, true) => b"HTTP/2.0".to_vec(),
+        }),
         ["request", "headers", name] => header(name),
         _ => None,
     }

@@ -206,8 +206,8 @@ impl Profile {
         self
     }
 
-    /// Envoy: the client speaks HTTP/2, so end_of_stream comes with the last
-    /// data chunk. By default (HTTP/1.1 with a content-length, as measured
+    /// The client speaks HTTP/2 (the `request.protocol` property says so).
+    /// Envoy: end_of_stream comes with the last data chunk. By default (HTTP/1.1 with a content-length, as measured
     /// with curl against Envoy 1.40) the data arrives with end_of_stream =
     /// false and a separate empty chunk carries end_of_stream = true.
     pub fn with_http2(mut self) -> Profile {
@@ -255,6 +255,11 @@ impl Profile {
     /// Whether Envoy sends end_of_stream in a separate, empty body callback.
     pub(crate) fn separate_end_of_stream(&self) -> bool {
         self.kind == HostKind::Envoy && !self.http2
+    }
+
+    /// Whether the client speaks HTTP/2 ([`Profile::with_http2`]).
+    pub(crate) fn http2(&self) -> bool {
+        self.http2
     }
 
     pub(crate) fn body_limit(&self) -> usize {

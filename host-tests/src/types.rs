@@ -88,6 +88,39 @@ impl LocalReply {
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The reason phrase of the status line the client gets on `host`:
+    /// Kong (ngx_wasm_module at Kong 3.9's pin) puts a non-empty details
+    /// string there (measured: `HTTP/1.1 200 graphql_aggregator`), Envoy
+    /// always uses the standard phrase.
+    pub fn reason_phrase(&self, host: crate::HostKind) -> String {
+        if host == crate::HostKind::Kong && !self.details.is_empty() {
+            return self.details.clone();
+        }
+        standard_reason(self.status).to_string()
+    }
+}
+
+/// The standard reason phrase of a status code (nginx's for the codes
+/// nginx knows; `Unknown` otherwise).
+pub fn standard_reason(status: u32) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Not Allowed",
+        406 => "Not Acceptable",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Temporarily Unavailable",
+        504 => "Gateway Time-out",
+        _ => "Unknown",
+    }
 }
 
 /// One `proxy_log` line.

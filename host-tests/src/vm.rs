@@ -193,9 +193,22 @@ impl Vm {
         self.configured
     }
 
+    /// `proxy_on_tick`, then what the tick did to each request (a local
+    /// reply sent for it, through `proxy_set_effective_context`).
     pub fn tick(&mut self) {
         let root = self.root_id();
         self.call("proxy_on_tick", &[root as i32], root);
+        let live: Vec<u32> = self
+            .store
+            .data()
+            .http
+            .iter()
+            .filter(|(_, ctx)| ctx.phase != Phase::Deleted)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in live {
+            self.after_vm_call(id);
+        }
     }
 
     /// Moves the test clock forward and fires the ticks that fall due.
@@ -274,7 +287,17 @@ impl Vm {
     /// `proxy_on_request_headers`; `client_eos` says no body follows.
     pub fn deliver_headers(&mut self, id: u32, client_eos: bool) {
         let kind = self.kind();
+        let http2 = self.store.data().profile.http2();
         let ctx = self.ctx_mut(id);
+        // An HTTP/1.1 client sending a body says so with a length or as
+        // chunks: a test that gave neither sends chunks.
+        let says_body = ctx.headers.iter().any(|(k, _)| {
+            k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
+        });
+        if !client_eos && !http2 && !says_body {
+            ctx.headers
+                .push(("transfer-encoding".into(), "chunked".into()));
+        }
         ctx.phase = Phase::Open;
         ctx.client_done = client_eos;
         ctx.headers_visible = true;

@@ -504,8 +504,13 @@ impl Execution {
         let cacheable = reply.outcome == Outcome::Ok && !plan.mutation;
         let value = run.cache.header(cacheable);
         if value != "no-store" {
-            // The media type follows the client's Accept.
-            reply.headers.push(("vary".into(), "accept".into()));
+            // The media type follows the client's Accept, the data the
+            // client headers the calls may carry.
+            let vary = match gateway.vary.as_str() {
+                "accept" => "accept".into(),
+                other => other.to_string().into(),
+            };
+            reply.headers.push(("vary".into(), vary));
         }
         reply.headers.push(("cache-control".into(), value));
         self.reply = Some(reply);

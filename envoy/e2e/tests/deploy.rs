@@ -325,3 +325,50 @@ fn compose_files_follow_the_compose_specification() {
     let broken = json!({"services": {"kong": {"image": 5, "ports": "8000"}}});
     assert!(!validator.is_valid(&broken));
 }
+
+/// Every shipped Kong declarative configuration fails closed: the route's
+/// service is an upstream with no targets, so a request the filter does not
+/// answer (on Kong, a POST with an empty chunked body: no filter callback
+/// comes for it) reaches neither a function nor another service. And nginx
+/// lets through every body the filter can refuse itself (its JSON 413, not
+/// nginx's HTML page), with few requests per client connection.
+#[test]
+fn kong_fails_closed_and_its_limits_leave_the_answers_to_the_filter() {
+    let kubernetes: Vec<Value> = yaml_documents(&repo().join("kubernetes/kong/graphql.yaml"))
+        .into_iter()
+        .filter(|doc| doc["metadata"]["name"] == "kong-declarative")
+        .map(|doc| serde_norway::from_str(doc["data"]["kong.yml"].as_str().unwrap()).unwrap())
+        .collect();
+    let mut declaratives = kubernetes;
+    for file in ["kong-wasm/kong.yml", "kong-wasm/kong-plugins.yml"] {
+        declaratives.push(yaml_documents(&repo().join(file)).remove(0));
+    }
+    assert_eq!(declaratives.len(), 3);
+    for declarative in &declaratives {
+        let url = declarative["services"][0]["url"].as_str().unwrap();
+        let host = url.trim_start_matches("http://");
+        let upstream = declarative["upstreams"]
+            .as_array()
+            .and_then(|all| all.iter().find(|u| u["name"] == host))
+            .unwrap_or_else(|| panic!("the service {url} is not an upstream of the file"));
+        assert!(
+            upstream.get("targets").is_none(),
+            "the fail-closed upstream has no targets"
+        );
+        assert!(declarative.get("targets").is_none());
+    }
+    let conf: std::collections::BTreeMap<String, String> = kong_conf().into_iter().collect();
+    let mebibytes = |key: &str| -> usize {
+        let value = &conf[key];
+        value.trim_end_matches('m').parse::<usize>().unwrap() << 20
+    };
+    let filter_max = graphql_aggregator_engine::limits::Limits::default().max_body_bytes;
+    assert!(mebibytes("KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE") > filter_max);
+    assert_eq!(
+        mebibytes("KONG_NGINX_HTTP_CLIENT_BODY_BUFFER_SIZE"),
+        mebibytes("KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE"),
+        "a body spilled to a file cannot be read by the filter"
+    );
+    let keepalive: u32 = conf["KONG_NGINX_HTTP_KEEPALIVE_REQUESTS"].parse().unwrap();
+    assert!((1..=1000).contains(&keepalive));
+}

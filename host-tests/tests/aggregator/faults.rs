@@ -3,7 +3,7 @@
 
 use crate::hosts::{body_of, post, post_headers, post_headers_with, Host};
 use crate::play::{assert_idle, reply_json, respond};
-use host_tests::{CallState, Delivery};
+use host_tests::{CallState, Delivery, Failure};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -69,9 +69,10 @@ on_both_hosts! {
 
 on_both_hosts! {
     /// Each call's timeout is cut to the time left, which is also sent in
-    /// `x-request-deadline-ms`; at the deadline the request is answered with
-    /// `UPSTREAM_TIMEOUT` for what is still pending (Kong cancels those
-    /// calls, Envoy's late answer goes nowhere).
+    /// `x-request-deadline-ms`; at the deadline the filter's own tick
+    /// answers the request with what it has and `UPSTREAM_TIMEOUT` for what
+    /// is still pending, whether or not the host's timers fire (Kong
+    /// cancels those calls, Envoy's late answer goes nowhere).
     fn deadline(host: Host) {
         let plugin = host.plugin_with(&config_with(host, json!({"deadline_ms": 800})));
         let mut request = post(&plugin, &body_of(r#"{ user(id: "1") { name } inventory(sku: "sku-1") { quantity } }"#));
@@ -81,13 +82,15 @@ on_both_hosts! {
             assert_eq!(call.timeout_ms, 800);
             assert_eq!(call.header("x-request-deadline-ms"), Some("800"));
         }
-        plugin.advance(Duration::from_millis(800));
         let (user, inventory) = if calls[0].path().unwrap().contains("user") {
             (&calls[0], &calls[1])
         } else {
             (&calls[1], &calls[0])
         };
+        plugin.advance(Duration::from_millis(300));
         respond(&mut request, user);
+        assert!(request.reply().is_none(), "inventory is still in time");
+        plugin.advance(Duration::from_millis(500));
         let reply = reply_json(&request);
         assert_eq!(reply["data"], json!({"user": {"name": "Alice"}, "inventory": null}));
         assert_eq!(reply["errors"][0]["path"], json!(["inventory"]));
@@ -103,6 +106,67 @@ on_both_hosts! {
         assert_eq!(late, expected);
         assert_idle(&plugin);
     }
+}
+
+on_both_hosts! {
+    /// A function that never finishes answering (Kong restarts its read
+    /// timeout on every byte: a dripping function ran 10–20 s past a 5 s
+    /// timeout, measured) cannot hold a request: the filter fails the call
+    /// at its own timeout, and the request at its deadline, from its tick.
+    fn the_filter_keeps_time_itself(host: Host) {
+        let mut config: Value = serde_json::from_str(&config_with(host, json!({"deadline_ms": 10_000}))).unwrap();
+        config["upstreams"]["openfaas"]["timeout_ms"] = json!(320);
+        let plugin = host.plugin_with(&config.to_string());
+        let request = post(&plugin, &body_of(r#"{ user(id: "1") { name } }"#));
+        let call = request.pending_calls().remove(0);
+        assert_eq!(call.timeout_ms, 320);
+        plugin.advance(Duration::from_millis(300));
+        assert!(request.reply().is_none());
+        plugin.advance(Duration::from_millis(50));
+        let reply = reply_json(&request);
+        assert_eq!(reply["data"], json!({"user": null}));
+        assert_eq!(reply["errors"][0]["extensions"]["code"], "UPSTREAM_TIMEOUT", "{reply}");
+        assert_idle(&plugin);
+
+        // The deadline, with calls that would outlive it.
+        let plugin = host.plugin_with(&config_with(host, json!({"deadline_ms": 400})));
+        let request = post(&plugin, &body_of(r#"{ user(id: "1") { name } }"#));
+        assert_eq!(request.pending_calls().len(), 1);
+        plugin.advance(Duration::from_millis(450));
+        let reply = reply_json(&request);
+        assert_eq!(reply["errors"][0]["extensions"]["code"], "UPSTREAM_TIMEOUT", "{reply}");
+        assert_idle(&plugin);
+    }
+}
+
+/// Envoy reports a per-call timeout that fires after the function's
+/// headers arrived as a reset (measured), which the filter reports as the
+/// timeout it is, not as `UPSTREAM_UNAVAILABLE`.
+#[test]
+fn envoy_reset_at_the_timeout_is_a_timeout() {
+    let host = Host::Envoy;
+    let mut config: Value = serde_json::from_str(&host.config()).unwrap();
+    config["upstreams"]["openfaas"]["timeout_ms"] = json!(320);
+    let plugin = host.plugin_with(&config.to_string());
+    let code_after = |wait: u64| {
+        let mut request = post(&plugin, &body_of(r#"{ user(id: "1") { name } }"#));
+        let call = request.pending_calls().remove(0);
+        plugin.advance(Duration::from_millis(wait));
+        request.fail(call.token, Failure::Reset);
+        let reply = reply_json(&request);
+        reply["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        code_after(100),
+        "UPSTREAM_UNAVAILABLE",
+        "a reset in time is a broken call"
+    );
+    // Between two of the filter's ticks: the host's timer fired first.
+    assert_eq!(code_after(320), "UPSTREAM_TIMEOUT");
+    assert_idle(&plugin);
 }
 
 on_both_hosts! {

@@ -1,0 +1,329 @@
+//! The requests whose execution is under way, shared by the root context
+//! and the http contexts of one VM.
+//!
+//! Answers reach a request through whichever context the SDK routes its
+//! call to (the http context that dispatched it, or the root context for a
+//! call dispatched from the tick), and the root context's tick enforces
+//! time: a call past its timeout fails as timed out, a request past its
+//! deadline is answered with what it has. The filter keeps its own clock
+//! because a host's may not hold: Kong restarts a call's read timeout on
+//! every byte, so a function dripping its answer ran 10–20 s past a 5 s
+//! timeout (measured).
+
+use super::host;
+use super::metrics::Metrics;
+use graphql_aggregator_engine::config::Gateway;
+use graphql_aggregator_engine::execute::{CallId, Execution};
+use graphql_aggregator_engine::response::Reply;
+use graphql_aggregator_engine::upstream::{CallFailure, CallOutcome};
+use log::{error, warn};
+use proxy_wasm::types::{BufferType, MapType};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the root context looks at the clock, in milliseconds: the
+/// precision of every timeout and deadline the filter enforces itself.
+pub const TICK_MS: u32 = 50;
+
+/// A call in flight: the engine's id, where it went, when it left and how
+/// long it may take.
+struct InFlight {
+    id: CallId,
+    upstream: Arc<str>,
+    path: String,
+    sent_ms: u64,
+    timeout_ms: u64,
+}
+
+/// One request under way.
+struct Flight {
+    request_id: String,
+    gateway: Arc<Gateway>,
+    metrics: Rc<RefCell<Metrics>>,
+    execution: Execution,
+    /// Calls in flight, by the host's token.
+    calls: HashMap<u32, InFlight>,
+}
+
+/// Every request under way in this VM, by http context id, and which
+/// request each call token belongs to.
+#[derive(Default)]
+pub struct Flights {
+    by_context: HashMap<u32, Flight>,
+    context_of_token: HashMap<u32, u32>,
+}
+
+/// The flights of a VM, shared by its contexts.
+pub type SharedFlights = Rc<RefCell<Flights>>;
+
+/// Runs `f` on the flights. A host that called back into the filter while
+/// it was dispatching (neither Envoy nor Kong does) finds them busy: the
+/// callback is dropped with a log line (its request is then answered by the
+/// tick at its timeout) instead of a trap.
+pub fn with(flights: &SharedFlights, f: impl FnOnce(&mut Flights)) {
+    match flights.try_borrow_mut() {
+        Ok(mut flights) => f(&mut flights),
+        Err(_) => error!("graphql-aggregator: a host callback came while the filter was busy"),
+    }
+}
+
+impl Flights {
+    /// Runs a started execution: dispatches its calls, or replies at once.
+    pub fn start(
+        &mut self,
+        context_id: u32,
+        request_id: String,
+        gateway: Arc<Gateway>,
+        metrics: Rc<RefCell<Metrics>>,
+        execution: Execution,
+    ) {
+        self.by_context.insert(
+            context_id,
+            Flight {
+                request_id,
+                gateway,
+                metrics,
+                execution,
+                calls: HashMap::new(),
+            },
+        );
+        self.drive(context_id);
+    }
+
+    /// A call's answer (or failure), read from the host in the callback
+    /// of `token`. Unknown tokens (a request already answered) are ignored.
+    pub fn on_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+        let Some(context_id) = self.context_of_token.remove(&token) else {
+            return;
+        };
+        let Some(flight) = self.by_context.get_mut(&context_id) else {
+            return;
+        };
+        let Some(call) = flight.calls.remove(&token) else {
+            return;
+        };
+        let now = host::now_ms();
+        let max_body = flight.gateway.limits.max_response_bytes;
+        let elapsed = now.saturating_sub(call.sent_ms);
+        let outcome = call_outcome(num_headers, body_size, max_body, elapsed >= call.timeout_ms);
+        let cache_control = match outcome {
+            CallOutcome::Response { .. } => answer_cache_control(),
+            CallOutcome::Failed(_) => None,
+        };
+        flight.finish_call(&call, outcome, cache_control.as_deref(), now);
+        self.drive(context_id);
+    }
+
+    /// The tick: calls past their timeout fail as timed out, requests past
+    /// their deadline are answered. `root_id` is given back the effective
+    /// context afterwards.
+    pub fn on_tick(&mut self, root_id: u32) {
+        let now = host::now_ms();
+        let mut due = Vec::new();
+        let context_of_token = &mut self.context_of_token;
+        for (context_id, flight) in &mut self.by_context {
+            let late: Vec<u32> = flight
+                .calls
+                .iter()
+                .filter(|(_, call)| now.saturating_sub(call.sent_ms) >= call.timeout_ms)
+                .map(|(token, _)| *token)
+                .collect();
+            for token in &late {
+                // Its answer, if it still comes, is ignored (on Kong it
+                // never comes: the reply cancels the call).
+                context_of_token.remove(token);
+                if let Some(call) = flight.calls.remove(token) {
+                    let outcome = CallOutcome::Failed(CallFailure::Timeout);
+                    flight.finish_call(&call, outcome, None, now);
+                }
+            }
+            // take_calls also answers a request past its deadline.
+            if !late.is_empty() || flight.execution.is_past_deadline(now) {
+                due.push(*context_id);
+            }
+        }
+        for context_id in due {
+            if host::set_effective_context(context_id).is_err() {
+                // The host no longer knows the request: nothing to answer.
+                self.forget(context_id);
+                continue;
+            }
+            self.drive(context_id);
+        }
+        let _ = host::set_effective_context(root_id);
+    }
+
+    /// The request of `context_id` ended (answered, or the client left):
+    /// its answers, if any still come, are ignored.
+    pub fn forget(&mut self, context_id: u32) {
+        if let Some(flight) = self.by_context.remove(&context_id) {
+            for token in flight.calls.keys() {
+                self.context_of_token.remove(token);
+            }
+        }
+    }
+
+    /// Dispatches whatever the engine wants called; replies once it is done.
+    fn drive(&mut self, context_id: u32) {
+        let Some(flight) = self.by_context.get_mut(&context_id) else {
+            return;
+        };
+        loop {
+            let now = host::now_ms();
+            let calls = flight.execution.take_calls(now);
+            if calls.is_empty() {
+                break;
+            }
+            for call in calls {
+                let request = &call.request;
+                let dispatched = proxy_wasm::hostcalls::dispatch_http_call(
+                    &request.target,
+                    request.host_headers(),
+                    request.body.as_deref(),
+                    Vec::new(),
+                    Duration::from_millis(request.timeout_ms),
+                );
+                match dispatched {
+                    Ok(token) => {
+                        self.context_of_token.insert(token, context_id);
+                        flight.calls.insert(
+                            token,
+                            InFlight {
+                                id: call.id,
+                                upstream: request.upstream.clone(),
+                                path: request.path.clone(),
+                                sent_ms: now,
+                                timeout_ms: request.timeout_ms,
+                            },
+                        );
+                    }
+                    Err(status) => {
+                        let reason = format!(
+                            "the gateway refused to call {} ({status:?})",
+                            request.target
+                        );
+                        warn!(
+                            "graphql-aggregator: request {}: {reason}",
+                            flight.request_id
+                        );
+                        flight
+                            .metrics
+                            .borrow_mut()
+                            .call(&request.upstream, "rejected", 0);
+                        flight.execution.on_call_outcome(
+                            call.id,
+                            CallOutcome::Failed(CallFailure::Rejected(reason)),
+                            now,
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(reply) = flight.execution.reply() {
+            let (request_id, metrics) = (flight.request_id.clone(), flight.metrics.clone());
+            self.forget(context_id);
+            send(&request_id, &metrics, reply);
+        }
+    }
+}
+
+impl Flight {
+    /// Hands a call's outcome to the engine, with its metrics and log line.
+    fn finish_call(
+        &mut self,
+        call: &InFlight,
+        outcome: CallOutcome,
+        cache_control: Option<&str>,
+        now: u64,
+    ) {
+        let kind = outcome.kind();
+        if kind != "ok" {
+            warn!(
+                "graphql-aggregator: request {}: call to {} {} ended: {kind}",
+                self.request_id, call.upstream, call.path
+            );
+        }
+        self.metrics
+            .borrow_mut()
+            .call(&call.upstream, kind, now.saturating_sub(call.sent_ms));
+        self.execution
+            .on_call_answer(call.id, outcome, cache_control, now);
+    }
+}
+
+/// Sends a reply to the client of the effective context.
+pub fn send(request_id: &str, metrics: &Rc<RefCell<Metrics>>, mut reply: Reply) {
+    if !reply.headers.iter().any(|(k, _)| k == "cache-control") {
+        reply
+            .headers
+            .push(("cache-control".into(), "no-store".into()));
+    }
+    metrics.borrow_mut().request(reply.outcome);
+    if let Err(status) = host::send_local_response(reply.status, &reply.headers, &reply.body) {
+        error!(
+            "graphql-aggregator: request {request_id}: the host refused the local reply (status {status})"
+        );
+    }
+}
+
+/// A call answer's caching rules: every `cache-control` value joined, plus
+/// `private` when the answer varies by request headers (`Vary`), which a
+/// merged reply cannot honour for a shared cache. `None`: no rules given.
+fn answer_cache_control() -> Option<String> {
+    let pairs = host::header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let mut directives: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("cache-control"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if directives.is_empty() {
+        return None;
+    }
+    let varies = pairs
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("vary") && !v.trim().is_empty());
+    if varies {
+        directives.push("private");
+    }
+    Some(directives.join(", "))
+}
+
+/// Read a call's outcome. A call with no headers failed: Envoy gives no
+/// header map at all then, Kong gives a `:dispatch_status` pseudo-header.
+/// A body over `max_body` bytes is not read. A failure without a reason
+/// once the call's time was up is a timeout: Envoy reports a timeout that
+/// fires after the function's headers as a reset (measured).
+fn call_outcome(
+    num_headers: usize,
+    body_size: usize,
+    max_body: usize,
+    timed_out: bool,
+) -> CallOutcome {
+    let map = MapType::HttpCallResponseHeaders;
+    let status = if num_headers == 0 {
+        None
+    } else {
+        host::header_value(map, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok())
+    };
+    match status {
+        Some(_) if body_size > max_body => CallOutcome::Failed(CallFailure::TooLarge(body_size)),
+        Some(status) => {
+            let body =
+                host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
+            CallOutcome::Response { status, body }
+        }
+        None => {
+            let dispatch_status = host::header_value(map, ":dispatch_status").ok().flatten();
+            match dispatch_status {
+                None if timed_out => CallOutcome::Failed(CallFailure::Timeout),
+                status => CallOutcome::Failed(CallFailure::from_dispatch_status(status.as_deref())),
+            }
+        }
+    }
+}
