@@ -21,7 +21,7 @@ WASM := dist/graphql-aggregator.wasm
 export ENVOY
 export GRAPHQL_AGGREGATOR_WASM := $(CURDIR)/$(WASM)
 
-.PHONY: all setup debian-tools rust-target envoy wasm functions lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz oci-push oci-pull oci-test bench
+.PHONY: all setup debian-tools rust-target envoy wasm functions trap-filter lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz oci-push oci-pull oci-test bench soak
 
 all: wasm
 
@@ -106,8 +106,15 @@ host-tests: wasm
 	$(CARGO) test --locked --release -p host-tests --lib --test host_self_test
 	$(CARGO) test --locked --release -p host-tests --test aggregator -- --show-output
 
+## trap-filter: the test-only filter of the e2e reload test (never shipped)
+TRAP_FILTER_WASM := $(CURDIR)/target/$(WASM_TARGET)/release/trap_filter.wasm
+export TRAP_FILTER_WASM
+
+trap-filter: rust-target
+	$(CARGO) build --locked --release -p trap-filter --target $(WASM_TARGET)
+
 ## e2e: real Envoy with the filter and the mock functions
-e2e: setup wasm functions $(TEST_JS_DEPS)
+e2e: setup wasm functions trap-filter $(TEST_JS_DEPS)
 	$(CARGO) test --locked -p envoy-e2e
 
 ## oci-push / oci-pull: publish or fetch the .wasm through an OCI registry
@@ -165,6 +172,18 @@ bench: setup wasm $(PEER_DEPS)
 	$(CARGO) build --locked --release -p mock-functions
 	MOCK_FUNCTIONS=$(CURDIR)/target/release/mock-functions BENCH_CEILING_WASM=$(BENCH_CEILING_WASM) \
 	  BENCH_ENGINE_OUTPUT=$(BENCH_ENGINE_OUTPUT) $(CARGO) run --locked -q -p envoy-e2e --bin bench
+
+## soak: real Envoy with the filter and the mock functions under a bounded
+## mixed load: valid queries, every bad input, failing, hanging and dripping
+## functions; reports Envoy's RSS (after warm-up, middle, end) and every HTTP
+## status and error code, and fails on a broken VM, a wrong answer or RSS growth
+# SOAK_REQUESTS (default 100000) after SOAK_WARMUP (default a tenth, 400 to
+# 10000), SOAK_CONCURRENCY (32) clients, SOAK_TIMEOUT_MS (10000) per
+# request, SOAK_MAX_SECONDS (900) in all; SOAK_STRICT=0 only counts the known
+# deviations instead of failing. Nothing is pinned. A short run is part of `make e2e`
+# (envoy/e2e/tests/soak.rs).
+soak: setup wasm functions
+	$(CARGO) run --locked -q -p envoy-e2e --bin soak
 
 ## fuzz-smoke / fuzz: the engine's cargo-fuzz targets (request bodies,
 ## function answers, configurations), FUZZ_SECONDS each (30 in `make test`).

@@ -207,6 +207,14 @@ impl HttpContext for Stream {
                 id
             }
         };
+        // A body declared too large is refused now, before the host buffers
+        // it (Envoy's own buffer limit would answer first, in plain text).
+        if let Some(exceeded) = self.declared_body_over_limit() {
+            self.started = true;
+            let media = ResponseMedia::negotiate(self.request.header("accept"));
+            self.send(response::limit_exceeded(&exceeded, 413, media));
+            return Action::Pause;
+        }
         if end_of_stream || self.has_no_body() {
             self.start(Vec::new());
             return Action::Pause;
@@ -258,6 +266,18 @@ impl HttpContext for Stream {
 impl Stream {
     fn gateway(&self) -> Option<Arc<Gateway>> {
         self.shared.as_ref()?.borrow().gateway.clone()
+    }
+
+    /// `max_body_bytes` exceeded by the body's declared `content-length`.
+    fn declared_body_over_limit(&self) -> Option<LimitExceeded> {
+        let max = self.gateway()?.limits.max_body_bytes;
+        let declared: usize = self.request.header("content-length")?.trim().parse().ok()?;
+        (declared > max).then_some(LimitExceeded {
+            limit: "max_body_bytes",
+            max,
+            actual: declared,
+            at: None,
+        })
     }
 
     /// Whether the request can have no body, decided from its headers:

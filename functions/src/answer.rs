@@ -188,6 +188,16 @@ pub fn answer(
                 None => Answer::text(404, format!("no quirk named {kind}")),
             },
         },
+        // The server sends this body one byte at a time (see `drip_pause`).
+        Function::Drip => {
+            let id = param("id").unwrap_or("1");
+            match data.user(id) {
+                Some(user) => Answer::json(200, &user),
+                None => Answer::text(404, format!("user with id {id} not found")),
+            }
+        }
+        // What the server answers once it gives up waiting (`hang_ms`).
+        Function::Hang => Answer::json(504, &json!({ "hung": hang_ms(request.query) })),
     }
 }
 
@@ -202,6 +212,49 @@ pub fn sleep_ms(query: &[(String, String)]) -> u64 {
         .and_then(|(_, v)| v.parse::<u64>().ok())
         .unwrap_or(0)
         .min(MAX_SLEEP_MS)
+}
+
+/// `drip`'s pause before each byte when `ms` is not given.
+pub const DEFAULT_DRIP_MS: u64 = 200;
+
+/// The longest `drip` drips: past it, the rest of the body goes at once.
+pub const MAX_DRIP_MS: u64 = 60_000;
+
+/// The longest `hang` waits for its client to go away before it answers
+/// (a 504); also its default.
+pub const MAX_HANG_MS: u64 = 60_000;
+
+/// The first `ms` query parameter as a number, if it is one.
+fn ms_param(query: &[(String, String)]) -> Option<u64> {
+    query
+        .iter()
+        .find(|(k, _)| k == "ms")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+}
+
+/// How long `drip` pauses before each byte for these query parameters
+/// (`ms`, default [`DEFAULT_DRIP_MS`], at most [`MAX_DRIP_MS`]).
+pub fn drip_ms(query: &[(String, String)]) -> u64 {
+    ms_param(query).unwrap_or(DEFAULT_DRIP_MS).min(MAX_DRIP_MS)
+}
+
+/// The pause before byte `index` (0-based) of a `drip` answer that pauses
+/// `ms` before each byte: `ms` while the pauses so far stay within
+/// [`MAX_DRIP_MS`], then 0 (the rest goes at once, so no answer drips for
+/// longer than that).
+pub fn drip_pause(ms: u64, index: usize) -> u64 {
+    let bytes = u64::try_from(index).unwrap_or(u64::MAX).saturating_add(1);
+    if ms.saturating_mul(bytes) <= MAX_DRIP_MS {
+        ms
+    } else {
+        0
+    }
+}
+
+/// How long `hang` waits for its client to go away before it gives up
+/// (`ms`, default and at most [`MAX_HANG_MS`]).
+pub fn hang_ms(query: &[(String, String)]) -> u64 {
+    ms_param(query).unwrap_or(MAX_HANG_MS).min(MAX_HANG_MS)
 }
 
 /// The answer to `method path_and_query` with no headers, where the path is
@@ -361,6 +414,48 @@ mod tests {
             (post.status, post.headers),
             (405, vec![("allow", "GET, HEAD".into())])
         );
+    }
+
+    #[test]
+    fn drip_answers_a_user_and_hang_gives_up() {
+        let data = DataSet::new(3);
+        let drip = answer_get(&data, "/function/drip?id=2&ms=5");
+        assert_eq!((drip.status, drip.content_type), (200, JSON));
+        assert_eq!(drip.body, answer_get(&data, "/user-profile?id=2").body);
+        // Without an id: user 1, as the seed query's user.
+        assert_eq!(
+            answer_get(&data, "/drip").body,
+            r#"{"id":"1","name":"Alice","email":"alice@example.com"}"#
+        );
+        assert_eq!(answer_get(&data, "/drip?id=9").status, 404);
+        let hang = answer_get(&data, "/hang?ms=250");
+        assert_eq!((hang.status, hang.body.as_str()), (504, r#"{"hung":250}"#));
+        assert_eq!(answer_get(&data, "/hang").body, r#"{"hung":60000}"#);
+        let post = answer_path(&data, &OrderBook::default(), "POST", "/hang", b"");
+        assert_eq!(post.status, 405);
+    }
+
+    #[test]
+    fn drip_and_hang_timings_are_bounded() {
+        let q = |raw: &str| parse_query(raw);
+        assert_eq!(drip_ms(&q("")), DEFAULT_DRIP_MS);
+        assert_eq!(drip_ms(&q("ms=0")), 0);
+        assert_eq!(drip_ms(&q("ms=15&ms=99")), 15);
+        assert_eq!(drip_ms(&q("ms=nope")), DEFAULT_DRIP_MS);
+        assert_eq!(drip_ms(&q("ms=999999999")), MAX_DRIP_MS);
+        assert_eq!(hang_ms(&q("")), MAX_HANG_MS);
+        assert_eq!(hang_ms(&q("ms=300")), 300);
+        assert_eq!(hang_ms(&q("ms=-1")), MAX_HANG_MS);
+        assert_eq!(hang_ms(&q("ms=70000")), MAX_HANG_MS);
+        // 200 ms per byte: 300 bytes are 60 s, then the rest goes at once.
+        assert_eq!(drip_pause(200, 0), 200);
+        assert_eq!(drip_pause(200, 299), 200);
+        assert_eq!(drip_pause(200, 300), 0);
+        assert_eq!(drip_pause(0, usize::MAX), 0);
+        assert_eq!(drip_pause(MAX_DRIP_MS, 0), MAX_DRIP_MS);
+        assert_eq!(drip_pause(MAX_DRIP_MS, 1), 0);
+        let total: u64 = (0..10_000).map(|i| drip_pause(7, i)).sum();
+        assert!(total <= MAX_DRIP_MS, "{total}");
     }
 
     #[test]

@@ -18,7 +18,16 @@ usage: mock-functions [--listen ADDR] [--delay-ms N] [--delay FUNCTION=MS]...
 
 functions: user-profile user-orders user-orders-batch users inventory node search
            platform-profile sleep echo
-           status not-json create-order person people-batch quirks";
+           status not-json create-order person people-batch quirks drip hang
+
+faults:
+  /sleep?ms=N         answers {\"slept\":N} after N ms (at most 60000)
+  /status?code=N      answers with HTTP status N
+  /drip?id=ID&ms=N    user-profile's answer for ID (default 1): the headers at once,
+                      then the body one byte at a time, N ms before each byte
+                      (default 200; after 60 s in all, the rest at once)
+  /hang?ms=N          reads the request and answers nothing until the client goes
+                      away; gives up after N ms (default and at most 60000) with a 504";
 
 /// Parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,5 +208,18 @@ mod tests {
             assert!(!err.is_empty() && err != "help", "{bad:?}");
         }
         assert_eq!(parse(["--help".to_string()]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn usage_names_every_function() {
+        for f in Function::ALL {
+            assert!(
+                USAGE.split_whitespace().any(|w| w == f.name()),
+                "{f} is missing from the usage text"
+            );
+        }
+        for fault in ["/drip?id=ID&ms=N", "/hang?ms=N"] {
+            assert!(USAGE.contains(fault), "{fault}");
+        }
     }
 }

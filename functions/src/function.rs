@@ -41,11 +41,20 @@ pub enum Function {
     /// `GET /quirks?kind=K`: fixed answers that test result coercion
     /// (numeric IDs, a bad item in a list of lists, a bad `Int`).
     Quirks,
+    /// `GET /drip?id=ID&ms=N`: `user-profile`'s answer for `ID` (default
+    /// `1`), its headers at once and then its body **one byte at a time**,
+    /// N ms before each byte (default 200, at most 60 s). A function that
+    /// is alive but never done: only a deadline on the whole answer ends it.
+    Drip,
+    /// `GET /hang?ms=N`: reads the request and answers nothing until the
+    /// client goes away; after N ms (default and at most 60 s) it gives up
+    /// with a 504, so no call outlives that.
+    Hang,
 }
 
 impl Function {
     /// Every function, in a stable order.
-    pub const ALL: [Function; 16] = [
+    pub const ALL: [Function; 18] = [
         Function::UserProfile,
         Function::UserOrders,
         Function::UserOrdersBatch,
@@ -62,6 +71,8 @@ impl Function {
         Function::Person,
         Function::PeopleBatch,
         Function::Quirks,
+        Function::Drip,
+        Function::Hang,
     ];
 
     /// The name used in URLs, CLI flags and stats.
@@ -83,6 +94,8 @@ impl Function {
             Function::Person => "person",
             Function::PeopleBatch => "people-batch",
             Function::Quirks => "quirks",
+            Function::Drip => "drip",
+            Function::Hang => "hang",
         }
     }
 

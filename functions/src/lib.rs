@@ -5,13 +5,30 @@
 //!
 //! The `mock-functions` binary (feature `server`, on by default) serves the
 //! same answers over HTTP.
+//!
+//! Faults, for tests of the gateway's timeouts and deadlines (the timing is
+//! the server's; in-process, [`answer`] gives the content at once):
+//!
+//! - `GET /drip?id=ID&ms=N`: `user-profile`'s answer for `ID` (default `1`),
+//!   a valid JSON object: the status and headers at once, then the body one
+//!   byte per frame, N ms before each byte (default 200, [`drip_ms`]; once
+//!   the pauses reach 60 s, the rest at once, [`drip_pause`]). The call
+//!   stays in `/_stats`' `in_flight` until the last byte or until the
+//!   client goes away.
+//! - `GET /hang?ms=N`: reads the request and sends nothing until the client
+//!   goes away (then the call ends, and leaves `in_flight`); after N ms
+//!   (default and at most 60,000, [`hang_ms`]) it gives up with `504
+//!   {"hung": N}`.
+//! - `GET /sleep?ms=N` answers after N ms; `GET /status?code=N` answers
+//!   with status N.
 
 pub mod answer;
 pub mod data;
 pub mod function;
 
 pub use answer::{
-    answer, answer_get, answer_path, parse_query, sleep_ms, Answer, FunctionRequest, OrderBook,
+    answer, answer_get, answer_path, drip_ms, drip_pause, hang_ms, parse_query, sleep_ms, Answer,
+    FunctionRequest, OrderBook,
 };
 pub use data::DataSet;
 pub use function::Function;

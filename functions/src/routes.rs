@@ -12,9 +12,10 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::cli::Config;
-use crate::stats::Stats;
+use crate::stats::{CallId, Stats};
 use mock_functions::{
-    answer, parse_query, sleep_ms, Answer, DataSet, Function, FunctionRequest, OrderBook,
+    answer, drip_ms, drip_pause, hang_ms, parse_query, sleep_ms, Answer, DataSet, Function,
+    FunctionRequest, OrderBook,
 };
 
 /// Everything the handlers share.
@@ -115,14 +116,18 @@ async fn function(
         return text_response(StatusCode::NOT_FOUND, format!("no function named {name}"));
     };
     let logged_uri = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-    let _call = state.stats.begin(f, logged_uri);
+    // Dropped with this future, also when the client goes away mid-request
+    // (hyper drops the handler), so `hang` is not in flight after that.
+    let call = state.stats.begin(f, logged_uri);
     let delay = state.config.delay_of(f);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let query = parse_query(uri.query().unwrap_or(""));
-    if f == Function::Sleep {
-        tokio::time::sleep(Duration::from_millis(sleep_ms(&query))).await;
+    match f {
+        Function::Sleep => tokio::time::sleep(Duration::from_millis(sleep_ms(&query))).await,
+        Function::Hang => tokio::time::sleep(Duration::from_millis(hang_ms(&query))).await,
+        _ => {}
     }
     let headers: Vec<(String, String)> = headers
         .iter()
@@ -139,10 +144,61 @@ async fn function(
         headers: &headers,
         body: &body,
     };
-    answer_response(answer(&state.data, &state.orders, f, &request))
+    let answer = answer(&state.data, &state.orders, f, &request);
+    if f == Function::Drip {
+        // In flight until the last byte is sent or the client goes away.
+        let finish = FinishOnDrop {
+            state: Arc::clone(&state),
+            call: Some(call.detach()),
+        };
+        let ms = drip_ms(&query);
+        return answer_response(answer, |body| drip_body(body.into_bytes(), ms, finish));
+    }
+    answer_response(answer, Body::from)
 }
 
-fn answer_response(answer: Answer) -> Response {
+/// Records the end of a detached call when dropped (with the body that
+/// carries it: after its last byte, or when the client went away).
+struct FinishOnDrop {
+    state: Arc<AppState>,
+    call: Option<CallId>,
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            self.state.stats.finish(call);
+        }
+    }
+}
+
+/// `bytes` one byte per frame, `drip_pause` ms before each; once the
+/// pauses reach their bound, the rest in one frame. hyper flushes every
+/// frame before it waits for the next, so each byte leaves at once.
+fn drip_body(bytes: Vec<u8>, ms: u64, finish: FinishOnDrop) -> Body {
+    let stream = futures_util::stream::unfold(
+        (bytes, 0usize, finish),
+        move |(bytes, at, finish)| async move {
+            let pause = drip_pause(ms, at);
+            let chunk = if pause == 0 {
+                bytes.get(at..).filter(|rest| !rest.is_empty())?.to_vec()
+            } else {
+                vec![*bytes.get(at)?]
+            };
+            if pause > 0 {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            let next = at + chunk.len();
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(chunk)),
+                (bytes, next, finish),
+            ))
+        },
+    );
+    Body::from_stream(stream)
+}
+
+fn answer_response(answer: Answer, body: impl FnOnce(String) -> Body) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (
         status,
@@ -150,7 +206,7 @@ fn answer_response(answer: Answer) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static(answer.content_type()),
         )],
-        Body::from(answer.body),
+        body(answer.body),
     )
         .into_response();
     for (name, value) in answer.headers {

@@ -83,7 +83,37 @@ pub struct Call<'a> {
 
 impl Drop for Call<'_> {
     fn drop(&mut self) {
-        self.stats.finish(self);
+        self.stats.finish(CallId {
+            generation: self.generation,
+            seq: self.seq,
+            function: self.function,
+        });
+    }
+}
+
+/// A call in progress whose end is recorded by [`Stats::finish`], for an
+/// answer that outlives its handler (a body streamed after the handler
+/// returned).
+#[derive(Debug)]
+#[must_use = "the call stays in flight until Stats::finish is called with this id"]
+pub struct CallId {
+    generation: u64,
+    seq: u64,
+    function: Function,
+}
+
+impl Call<'_> {
+    /// Hands the end of this call over to the returned id: it stays in
+    /// flight until [`Stats::finish`] is called with it.
+    pub fn detach(self) -> CallId {
+        let id = CallId {
+            generation: self.generation,
+            seq: self.seq,
+            function: self.function,
+        };
+        // Holds a reference and plain numbers: forgetting it leaks nothing.
+        std::mem::forget(self);
+        id
     }
 }
 
@@ -146,7 +176,8 @@ impl Stats {
         }
     }
 
-    fn finish(&self, call: &Call<'_>) {
+    /// Records the end of a call (one detached with [`Call::detach`]).
+    pub fn finish(&self, call: CallId) {
         let mut s = self.lock();
         if s.generation != call.generation {
             return; // started before the last reset: already forgotten
@@ -244,6 +275,20 @@ mod tests {
         let finished = snap["log"][0]["finished_us"].as_u64();
         assert!(started.is_some() && finished >= started);
         assert_eq!(snap["log"][3]["finished_us"], Value::Null);
+    }
+
+    #[test]
+    fn a_detached_call_ends_when_finished() {
+        let st = stats();
+        let id = st.begin(Function::Drip, "/drip?ms=1").detach();
+        let snap = st.snapshot();
+        assert_eq!(snap["in_flight"], 1);
+        assert_eq!(snap["log"][0]["finished_us"], Value::Null);
+        st.finish(id);
+        let snap = st.snapshot();
+        assert_eq!(snap["in_flight"], 0);
+        assert!(snap["log"][0]["finished_us"].is_u64());
+        assert_eq!(snap["calls"]["drip"], 1);
     }
 
     #[test]

@@ -285,3 +285,136 @@ fn serves_people_and_quirks() {
     assert_eq!(stats["calls"]["people-batch"], 1);
     assert_eq!(stats["calls"]["quirks"], 2);
 }
+
+/// Sends `GET target` on a fresh connection (`Connection: close`) and
+/// leaves the response to the caller.
+fn open_get(addr: &str, target: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+}
+
+/// Decodes a chunked body (no trailers).
+fn unchunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap(), 16)
+            .expect("hex chunk size");
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// `/_stats`' `in_flight` becomes `want` within a few seconds.
+fn wait_in_flight(addr: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = get(addr, "/_stats").json();
+        // This very `/_stats` request is not counted: it is not a function.
+        if stats["in_flight"] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in_flight stayed {} (want {want})",
+            stats["in_flight"]
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn drip_sends_one_byte_at_a_time() {
+    let server = start(&["--users", "3"]);
+    let addr = server.addr.as_str();
+    let expected = get(addr, "/user-profile?id=2").body;
+    let ms = 10;
+    let started = Instant::now();
+    let mut stream = open_get(addr, &format!("/function/drip?id=2&ms={ms}"));
+    let mut raw = Vec::new();
+    let mut reads = 0;
+    let mut buf = [0u8; 4096];
+    let mut checked_in_flight = false;
+    loop {
+        let n = stream.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        reads += 1;
+        if !checked_in_flight && raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            // Headers are out, the body is dripping: still in flight.
+            assert_eq!(get(addr, "/_stats").json()["in_flight"], 1);
+            checked_in_flight = true;
+        }
+    }
+    let elapsed = started.elapsed();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("content-type: application/json"));
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked"));
+    let body = unchunk(body.as_bytes());
+    assert_eq!(String::from_utf8(body).unwrap(), expected);
+    let min = Duration::from_millis(ms * expected.len() as u64);
+    assert!(elapsed >= min, "{} bytes in {elapsed:?}", expected.len());
+    // One byte per frame, 10 ms apart: far more reads than one.
+    assert!(reads > expected.len() / 2, "{reads} reads");
+    wait_in_flight(addr, 0);
+    assert_eq!(get(addr, "/_stats").json()["calls"]["drip"], 1);
+
+    // A client that goes away mid-body ends the call.
+    let mut stream = open_get(addr, "/drip?ms=100");
+    let n = stream.read(&mut buf).expect("read the headers");
+    assert!(n > 0);
+    assert_eq!(get(addr, "/_stats").json()["in_flight"], 1);
+    drop(stream);
+    wait_in_flight(addr, 0);
+}
+
+#[test]
+fn hang_answers_nothing_until_the_client_goes_away() {
+    let server = start(&[]);
+    let addr = server.addr.as_str();
+    // The bound: a 504 after `ms`.
+    let started = Instant::now();
+    let r = get(addr, "/hang?ms=300");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!((r.status, r.json()), (504, json!({"hung": 300})));
+
+    // Nothing at all within 500 ms, then the client goes away: the call
+    // leaves `in_flight` (the handler is dropped, no task waits 60 s).
+    let mut stream = open_get(addr, "/function/hang");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let err = stream.read(&mut buf).expect_err("hang answered");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err}"
+    );
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["in_flight"], 1);
+    assert_eq!(stats["calls"]["hang"], 2);
+    drop(stream);
+    wait_in_flight(addr, 0);
+}

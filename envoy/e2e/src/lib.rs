@@ -13,4 +13,5 @@ pub mod sandbox;
 
 pub use sandbox::Sandbox;
 pub mod bench_config;
+pub mod soak;
 pub mod solo;

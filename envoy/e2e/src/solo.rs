@@ -5,7 +5,9 @@
 //!
 //! Every listener is a copy of the demo's GraphQL listener (the same Wasm
 //! VM configuration, so they share one VM per worker, as in a gateway with
-//! several routes: a trap on one breaks them all). It runs in
+//! several routes: a trap on one breaks them all until the VM is reloaded).
+//! [`Solo::start_with`] loads another filter module and edits the generated
+//! configuration (e.g. a VM and a failure policy per listener). It runs in
 //! `<target>/envoy-e2e/<name>/`, apart from the main sandbox, and stops
 //! every process it started by PID (process groups, see
 //! [`crate::process`]).
@@ -77,6 +79,17 @@ fn plugin_mut(listener: &mut Value) -> Result<&mut Value, String> {
     named_mut(filters, "envoy.filters.http.wasm")?
         .pointer_mut("/typed_config/config")
         .ok_or_else(|| "the Wasm filter has no typed_config.config".to_string())
+}
+
+/// The Wasm filter's `config` (a `PluginConfig`: `failure_policy`,
+/// `vm_config`, ...) of the listener named `listener` in a configuration
+/// made by [`solo_config`].
+pub fn plugin_config_mut<'a>(
+    config: &'a mut Value,
+    listener: &str,
+) -> Result<&'a mut Value, String> {
+    let listeners = array_mut(config, "/static_resources/listeners")?;
+    plugin_mut(named_mut(listeners, listener)?)
 }
 
 /// The demo's Envoy configuration with only `listeners` (name, filter
@@ -158,6 +171,24 @@ impl Solo {
         if let Some(warning) = paths.staleness_warning() {
             eprintln!("envoy-e2e: {warning}");
         }
+        Solo::start_with(paths, name, &paths.wasm, listeners, |_| Ok(()))
+    }
+
+    /// [`Solo::start`] with the filter module `wasm` instead of
+    /// `paths.wasm`, and `edit` applied to the generated Envoy configuration
+    /// before Envoy starts (see [`plugin_config_mut`]).
+    pub fn start_with(
+        paths: &Paths,
+        name: &str,
+        wasm: &Path,
+        listeners: &[(&str, Value)],
+        edit: impl FnOnce(&mut Value) -> Result<(), String>,
+    ) -> Result<Solo, String> {
+        let paths = &Paths {
+            wasm: wasm.to_path_buf(),
+            ..paths.clone()
+        };
+        paths.check()?;
         let work = paths.work.join(name);
         std::fs::create_dir_all(&work)
             .map_err(|e| format!("cannot create {}: {e}", work.display()))?;
@@ -168,7 +199,8 @@ impl Solo {
             .wasm
             .canonicalize()
             .map_err(|e| format!("{}: {e}", paths.wasm.display()))?;
-        let generated = solo_config(&demo, &wasm, functions.port(), listeners)?;
+        let mut generated = solo_config(&demo, &wasm, functions.port(), listeners)?;
+        edit(&mut generated)?;
         let envoy_config = work.join("envoy.yaml");
         let text = serde_norway::to_string(&generated).map_err(|e| e.to_string())?;
         std::fs::write(&envoy_config, text)
