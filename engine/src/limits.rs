@@ -53,7 +53,30 @@ pub struct Limits {
     /// requests are planned each time). 0 keeps nothing. Never refuses a
     /// request.
     pub max_plan_cache_bytes: usize,
+    /// Most bytes of paths and bodies of the function calls one request
+    /// makes (arguments are copied into every call that uses them): a call
+    /// that would go over is a field error.
+    pub max_call_bytes: usize,
 }
+
+/// Every limit's configuration name.
+pub const NAMES: &[&str] = &[
+    "max_body_bytes",
+    "max_query_bytes",
+    "max_query_tokens",
+    "max_depth",
+    "max_aliases",
+    "max_root_fields",
+    "max_calls",
+    "max_concurrent_calls",
+    "max_batch_size",
+    "max_response_bytes",
+    "max_held_answer_bytes",
+    "max_reply_objects",
+    "max_reply_bytes",
+    "max_plan_cache_bytes",
+    "max_call_bytes",
+];
 
 impl Default for Limits {
     fn default() -> Self {
@@ -74,6 +97,7 @@ impl Default for Limits {
             max_reply_objects: 100_000,
             max_reply_bytes: 4 * 1024 * 1024,
             max_plan_cache_bytes: crate::plan_cache::DEFAULT_MAX_BYTES,
+            max_call_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -96,6 +120,7 @@ impl Limits {
             ("max_held_answer_bytes", self.max_held_answer_bytes),
             ("max_reply_objects", self.max_reply_objects),
             ("max_reply_bytes", self.max_reply_bytes),
+            ("max_call_bytes", self.max_call_bytes),
         ];
         all.into_iter()
             .filter(|(_, v)| *v == 0)
@@ -137,6 +162,9 @@ impl fmt::Display for LimitExceeded {
             "max_reply_objects" => "the reply has more objects and list items",
             "max_reply_bytes" => "the reply has more bytes",
             "max_held_answer_bytes" => "the function answers held for this request have more bytes",
+            "max_call_bytes" => {
+                "the function calls of this request have more bytes of paths and bodies"
+            }
             "plan_fields" => "the query's plan has more fields (fragments expanded per type)",
             _ => "the request exceeds a limit",
         };
@@ -285,6 +313,18 @@ impl Walk<'_> {
 mod tests {
     use super::*;
     use crate::config::Gateway;
+
+    #[test]
+    fn every_name_is_a_limit_and_every_limit_has_a_name() {
+        let all: serde_json::Map<String, serde_json::Value> =
+            NAMES.iter().map(|n| (n.to_string(), 7.into())).collect();
+        let limits: Limits = serde_json::from_value(all.into()).unwrap();
+        // Every field was set from a name: none kept its default.
+        let defaults = format!("{:?}", Limits::default());
+        let set = format!("{limits:?}");
+        assert_eq!(set.matches(": 7").count(), NAMES.len(), "{set}");
+        assert_eq!(defaults.matches(": ").count(), NAMES.len(), "{defaults}");
+    }
 
     fn gateway(limits: &str) -> Gateway {
         let config = format!(

@@ -181,6 +181,18 @@ pub fn misconfigured() -> Reply {
     reply
 }
 
+/// The reply when the gateway could not run a request at all (a host that
+/// called the filter back while it was busy).
+pub fn internal_error() -> Reply {
+    let mut reply = graphql_error_status(
+        503,
+        "the GraphQL gateway could not run this request; try again",
+        ErrorCode::InternalError,
+    );
+    reply.outcome = Outcome::RequestError;
+    reply
+}
+
 fn graphql_error_status(status: u16, message: &str, code: ErrorCode) -> Reply {
     let mut reply = graphql_error(status, message.into(), code, ResponseMedia::Json);
     reply.status = status;

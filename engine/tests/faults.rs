@@ -617,3 +617,43 @@ fn bad_client_input_gets_a_clear_error() {
         );
     }
 }
+
+/// Arguments are copied into every call that uses them: a request whose
+/// calls would carry more than `limits.max_call_bytes` of paths and bodies
+/// gets `LIMIT_EXCEEDED` on the calls past it, which are never made.
+#[test]
+fn the_bytes_of_the_calls_a_request_makes_are_bounded() {
+    let mut config = graphql_corpus::filter_config(graphql_corpus::Variant::Public, "fn");
+    config["limits"] = serde_json::json!({"max_call_bytes": 4096});
+    let gateway = std::sync::Arc::new(
+        graphql_aggregator_engine::config::Gateway::from_json(&config.to_string()).unwrap(),
+    );
+    let long = "x".repeat(1500);
+    let query = format!(
+        r#"{{ a: user(id: "{long}") {{ id }} b: user(id: "{long}2") {{ id }} c: user(id: "{long}3") {{ id }} }}"#
+    );
+    let body = serde_json::json!({ "query": query }).to_string();
+    let request = graphql_aggregator_engine::request::HttpRequest::post_json(body.into_bytes());
+    let mut execution = graphql_aggregator_engine::execute::Execution::start(gateway, &request, 0);
+    let calls = execution.take_calls(0);
+    assert_eq!(
+        calls.len(),
+        2,
+        "the third call would carry more than 4096 bytes"
+    );
+    for call in calls {
+        let outcome = graphql_aggregator_engine::upstream::CallOutcome::response(404, Vec::new());
+        execution.on_call_outcome(call.id, outcome, 0);
+    }
+    let reply: serde_json::Value =
+        serde_json::from_slice(&execution.reply().unwrap().body).unwrap();
+    let limited: Vec<&serde_json::Value> = reply["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["extensions"]["code"] == "LIMIT_EXCEEDED")
+        .collect();
+    assert_eq!(limited.len(), 1, "{reply}");
+    assert_eq!(limited[0]["extensions"]["limit"], "max_call_bytes");
+    assert_eq!(limited[0]["path"], serde_json::json!(["c"]));
+}

@@ -58,23 +58,54 @@ struct Flight {
 pub struct Flights {
     by_context: HashMap<u32, Flight>,
     context_of_token: HashMap<u32, u32>,
+    /// Whether the host lets the root context act for a request
+    /// (`proxy_set_effective_context`), so that the tick may answer it.
+    can_act_for_requests: bool,
+    /// The latest time read: the filter's clock never goes back.
+    last_now: u64,
 }
 
 /// The flights of a VM, shared by its contexts.
 pub type SharedFlights = Rc<RefCell<Flights>>;
 
-/// Runs `f` on the flights. A host that called back into the filter while
-/// it was dispatching (neither Envoy nor Kong does) finds them busy: the
-/// callback is dropped with a log line (its request is then answered by the
-/// tick at its timeout) instead of a trap.
-pub fn with(flights: &SharedFlights, f: impl FnOnce(&mut Flights)) {
+/// Runs `f` on the flights; `None` when a host called back into the filter
+/// while it was dispatching (neither Envoy nor Kong does): the caller then
+/// answers for itself, logged, instead of trapping.
+pub fn with<R>(flights: &SharedFlights, f: impl FnOnce(&mut Flights) -> R) -> Option<R> {
     match flights.try_borrow_mut() {
-        Ok(mut flights) => f(&mut flights),
-        Err(_) => error!("graphql-aggregator: a host callback came while the filter was busy"),
+        Ok(mut flights) => Some(f(&mut flights)),
+        Err(_) => {
+            error!("graphql-aggregator: a host callback came while the filter was busy");
+            None
+        }
     }
 }
 
 impl Flights {
+    /// Asks the host, once per VM from the root context, whether the tick
+    /// may act for a request. Envoy refuses to make an unknown context
+    /// effective (BadArgument), which shows that it switches contexts;
+    /// ngx_wasm_module (Kong 3.9) accepts anything because its
+    /// `proxy_set_effective_context` does nothing, and a local reply sent
+    /// from the tick there would act on no request at all (its source: a
+    /// null request context). Only a host that refuses is trusted.
+    pub fn probe_host(&mut self) {
+        self.can_act_for_requests = host::set_effective_context(u32::MAX).is_err();
+        if !self.can_act_for_requests {
+            log::info!(
+                "graphql-aggregator: this host cannot answer a request from a timer: \
+                 deadlines hold through its own call timeouts only"
+            );
+        }
+    }
+
+    /// The host's clock in milliseconds, never going back (a wall clock
+    /// stepped back would stop every timeout).
+    fn now(&mut self) -> u64 {
+        self.last_now = self.last_now.max(host::now_ms());
+        self.last_now
+    }
+
     /// Runs a started execution: dispatches its calls, or replies at once.
     pub fn start(
         &mut self,
@@ -109,7 +140,8 @@ impl Flights {
         let Some(call) = flight.calls.remove(&token) else {
             return;
         };
-        let now = host::now_ms();
+        let now = self.last_now.max(host::now_ms());
+        self.last_now = now;
         let max_body = flight.gateway.limits.max_response_bytes;
         let elapsed = now.saturating_sub(call.sent_ms);
         // The host's timer may fire before the filter's clock reads the
@@ -123,6 +155,12 @@ impl Flights {
             CallOutcome::Failed(_) => None,
         };
         flight.finish_call(&call, outcome, cache_control.as_deref(), now);
+        // A call dispatched from the tick answers through the root context:
+        // act for its request again.
+        if self.can_act_for_requests && host::set_effective_context(context_id).is_err() {
+            self.forget(context_id);
+            return;
+        }
         self.drive(context_id);
     }
 
@@ -130,7 +168,10 @@ impl Flights {
     /// their deadline are answered. `root_id` is given back the effective
     /// context afterwards.
     pub fn on_tick(&mut self, root_id: u32) {
-        let now = host::now_ms();
+        if !self.can_act_for_requests {
+            return;
+        }
+        let now = self.now();
         let mut due = Vec::new();
         let context_of_token = &mut self.context_of_token;
         for (context_id, flight) in &mut self.by_context {
@@ -181,7 +222,8 @@ impl Flights {
             return;
         };
         loop {
-            let now = host::now_ms();
+            let now = self.last_now.max(host::now_ms());
+            self.last_now = now;
             let calls = flight.execution.take_calls(now);
             if calls.is_empty() {
                 break;

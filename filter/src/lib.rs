@@ -10,7 +10,7 @@ mod flights;
 mod host;
 mod metrics;
 
-use flights::SharedFlights;
+use flights::{Flights, SharedFlights};
 use graphql_aggregator_engine::config::Gateway;
 use graphql_aggregator_engine::execute::Execution;
 use graphql_aggregator_engine::limits::LimitExceeded;
@@ -77,6 +77,7 @@ impl Context for Plugin {
 impl RootContext for Plugin {
     fn on_configure(&mut self, _size: usize) -> bool {
         if !self.ticking {
+            flights::with(&self.flights, Flights::probe_host);
             match host::set_tick_period(flights::TICK_MS) {
                 Ok(()) => self.ticking = true,
                 Err(status) => error!(
@@ -269,15 +270,24 @@ impl Stream {
     }
 
     /// `max_body_bytes` exceeded by the body's declared `content-length`.
+    /// (A `transfer-encoding` overrides the length, RFC 9112 §6.3.)
     fn declared_body_over_limit(&self) -> Option<LimitExceeded> {
+        if self.request.header("transfer-encoding").is_some() {
+            return None;
+        }
         let max = self.gateway()?.limits.max_body_bytes;
-        let declared: usize = self.request.header("content-length")?.trim().parse().ok()?;
-        (declared > max).then_some(LimitExceeded {
+        let declared = self.declared_length()?;
+        (declared > max as u64).then(|| LimitExceeded {
             limit: "max_body_bytes",
             max,
-            actual: declared,
+            actual: usize::try_from(declared).unwrap_or(usize::MAX),
             at: None,
         })
+    }
+
+    /// The `content-length` the request declares, if it is a number.
+    fn declared_length(&self) -> Option<u64> {
+        self.request.header("content-length")?.trim().parse().ok()
     }
 
     /// Whether the request can have no body, decided from its headers:
@@ -291,11 +301,11 @@ impl Stream {
         if self.request.method != "POST" {
             return true;
         }
-        if let Some(length) = self.request.header("content-length") {
-            return length.trim() == "0";
-        }
         if self.request.header("transfer-encoding").is_some() {
             return false;
+        }
+        if self.request.header("content-length").is_some() {
+            return self.declared_length() == Some(0);
         }
         let protocol = host::property(&["request", "protocol"]).ok().flatten();
         protocol.is_some_and(|p| p.starts_with(b"HTTP/1"))
@@ -344,9 +354,12 @@ impl Stream {
         // The body is the engine's now: only its parsed form is kept.
         self.request.body = Vec::new();
         let (id, request_id) = (self.id, self.request_id.clone());
-        flights::with(&self.flights, |f| {
+        let started = flights::with(&self.flights, |f| {
             f.start(id, request_id, gateway, metrics, execution)
         });
+        if started.is_none() {
+            self.send(response::internal_error());
+        }
     }
 
     fn send(&mut self, reply: Reply) {

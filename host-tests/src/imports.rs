@@ -1237,21 +1237,23 @@ fn proxy_get_status(mut caller: Ctx<'_>, code_ptr: i32, ptr_ptr: i32, size_ptr: 
 // contexts
 
 fn proxy_set_effective_context(mut caller: Ctx<'_>, id: i32) -> R {
-    const CALL: &str = "proxy_set_effective_context";
     let id = id as u32;
     let state = caller.data_mut();
+    if state.kind() == HostKind::Kong {
+        // ngx_wasm_module's proxy_set_effective_context does nothing and
+        // answers OK: later calls still act for the context the host
+        // called into (from a tick: the root, which has no request).
+        return st(Status::Ok);
+    }
+    // proxy-wasm-cpp-host: BadArgument for a context that does not exist
+    // (never created, or already deleted); a filter may ask.
     let alive = id == state.root_id
         || state
             .http
             .get(&id)
             .is_some_and(|c| c.phase != crate::state::Phase::Deleted);
     if !alive {
-        return misuse(
-            &mut caller,
-            CALL,
-            format!("unknown context id {id}"),
-            Status::BadArgument,
-        );
+        return st(Status::BadArgument);
     }
     state.effective = id;
     st(Status::Ok)

@@ -358,6 +358,7 @@ impl Run {
             // The first waiter of a chunk makes (or joins) its call; the
             // others join that call by its id.
             let mut calls: Vec<Option<super::CallId>> = vec![None; requests.len()];
+            let mut refused: Vec<Option<crate::limits::LimitExceeded>> = vec![None; requests.len()];
             for (waiter, chunk) in waiters.into_iter().zip(chunk_of_waiter) {
                 if let Some(Some(id)) = calls.get(chunk) {
                     self.calls.join(*id, waiter);
@@ -365,19 +366,30 @@ impl Run {
                 }
                 match requests.get_mut(chunk).and_then(Option::take) {
                     Some(request) => {
-                        let id = self.enqueue(gateway, request, &name, waiter, resolver.dedupe);
-                        if let Some(slot) = calls.get_mut(chunk) {
-                            *slot = id;
+                        match self.try_enqueue(gateway, request, &name, waiter, resolver.dedupe) {
+                            Ok(id) => {
+                                if let Some(slot) = calls.get_mut(chunk) {
+                                    *slot = Some(id);
+                                }
+                            }
+                            Err(exceeded) => {
+                                if let Some(slot) = refused.get_mut(chunk) {
+                                    *slot = Some(exceeded);
+                                }
+                            }
                         }
                     }
-                    // The chunk's call was refused (`max_calls`).
+                    // The chunk's call was refused by a limit: the same for
+                    // every parent in it.
                     None => {
-                        let exceeded = crate::limits::LimitExceeded {
-                            limit: "max_calls",
-                            max: gateway.limits.max_calls,
-                            actual: gateway.limits.max_calls.saturating_add(1),
-                            at: None,
-                        };
+                        let exceeded = refused.get(chunk).cloned().flatten().unwrap_or(
+                            crate::limits::LimitExceeded {
+                                limit: "max_calls",
+                                max: gateway.limits.max_calls,
+                                actual: gateway.limits.max_calls.saturating_add(1),
+                                at: None,
+                            },
+                        );
                         self.fail(
                             waiter.at,
                             waiter.field,

@@ -14,6 +14,7 @@ use crate::answer::NodeId;
 use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
 use crate::fetched::{AnswerId, ErrorId, ObjRef, Resolved};
+use crate::limits::LimitExceeded;
 use crate::plan::FieldId;
 use crate::schema::ResolverId;
 use crate::template::Values;
@@ -124,6 +125,8 @@ pub(super) struct Calls {
     by_request: HashMap<u64, CallId, crate::hashing::BuildFast>,
     outbox: Vec<CallId>,
     in_flight: usize,
+    /// Bytes of the paths and bodies of the calls made so far.
+    sent_bytes: usize,
     /// Batched fields gathered while merging: by the request they share
     /// (without the keys) and the resolver, the parents waiting.
     pub batches: super::batch::BatchGroups,
@@ -142,6 +145,7 @@ impl Calls {
         self.by_request.clear();
         self.outbox.clear();
         self.in_flight = 0;
+        self.sent_bytes = 0;
         self.batches.clear();
         self.ready.clear();
         true
@@ -244,15 +248,15 @@ impl Calls {
 
     /// Queues a call for `waiter`, or, when `dedupe`, joins an identical
     /// call that may be shared too; returns its id. `Err` when the call
-    /// would be beyond `max_calls`.
+    /// would go over `max_calls` or `max_call_bytes`.
     pub fn enqueue(
         &mut self,
         request: UpstreamRequest,
         upstream: &Arc<str>,
         waiter: Waiter,
-        max_calls: usize,
+        limits: &crate::limits::Limits,
         dedupe: bool,
-    ) -> Result<CallId, (Waiter, usize)> {
+    ) -> Result<CallId, (Waiter, LimitExceeded)> {
         // Identical calls are found by a hash of the request, and compared
         // in full (a collision makes a second call, never a wrong answer).
         // A call that may not be shared is not registered: no later call
@@ -265,9 +269,15 @@ impl Calls {
             }
         }
         let id = self.calls.len();
-        if id >= max_calls {
-            return Err((waiter, id + 1));
+        if id >= limits.max_calls {
+            return Err((waiter, over("max_calls", limits.max_calls, id + 1)));
         }
+        let bytes = request.path.len() + request.body.as_ref().map_or(0, Vec::len);
+        let sent = self.sent_bytes.saturating_add(bytes);
+        if sent > limits.max_call_bytes {
+            return Err((waiter, over("max_call_bytes", limits.max_call_bytes, sent)));
+        }
+        self.sent_bytes = sent;
         if let Some(hash) = hash {
             self.by_request.insert(hash, id);
         }
@@ -411,8 +421,8 @@ impl Run {
     }
 
     /// Queues a call (or, when `dedupe`, joins an identical one) and
-    /// returns its id; beyond `max_calls` the field fails with
-    /// `LIMIT_EXCEEDED`.
+    /// returns its id; beyond `max_calls` or `max_call_bytes` the field
+    /// fails with `LIMIT_EXCEEDED`.
     pub(super) fn enqueue(
         &mut self,
         gateway: &Gateway,
@@ -421,25 +431,31 @@ impl Run {
         waiter: Waiter,
         dedupe: bool,
     ) -> Option<CallId> {
-        let max_calls = gateway.limits.max_calls;
+        self.try_enqueue(gateway, request, upstream, waiter, dedupe)
+            .ok()
+    }
+
+    /// [`Run::enqueue`], giving back the limit a refused call went over.
+    pub(super) fn try_enqueue(
+        &mut self,
+        gateway: &Gateway,
+        request: UpstreamRequest,
+        upstream: &Arc<str>,
+        waiter: Waiter,
+        dedupe: bool,
+    ) -> Result<CallId, LimitExceeded> {
         match self
             .calls
-            .enqueue(request, upstream, waiter, max_calls, dedupe)
+            .enqueue(request, upstream, waiter, &gateway.limits, dedupe)
         {
-            Ok(id) => Some(id),
-            Err((waiter, actual)) => {
-                let exceeded = crate::limits::LimitExceeded {
-                    limit: "max_calls",
-                    max: max_calls,
-                    actual,
-                    at: None,
-                };
+            Ok(id) => Ok(id),
+            Err((waiter, exceeded)) => {
                 self.fail(
                     waiter.at,
                     waiter.field,
                     super::merge::limit_error(&exceeded),
                 );
-                None
+                Err(exceeded)
             }
         }
     }
@@ -450,6 +466,16 @@ impl Run {
         if let Some(entry) = self.fetched.entry_mut(at, field) {
             entry.value = Resolved::Failed(id);
         }
+    }
+}
+
+/// A limit a call would go over.
+fn over(limit: &'static str, max: usize, actual: usize) -> LimitExceeded {
+    LimitExceeded {
+        limit,
+        max,
+        actual,
+        at: None,
     }
 }
 

@@ -372,3 +372,36 @@ fn kong_fails_closed_and_its_limits_leave_the_answers_to_the_filter() {
     let keepalive: u32 = conf["KONG_NGINX_HTTP_KEEPALIVE_REQUESTS"].parse().unwrap();
     assert!((1..=1000).contains(&keepalive));
 }
+
+/// The Kong meta schema names every limit the engine knows (a limit it
+/// leaves out could not be set on Kong: the schema refuses unknown keys),
+/// and the Kubernetes ConfigMap carries the same schema as the file.
+#[test]
+fn the_kong_meta_schema_knows_every_limit_and_kubernetes_carries_it() {
+    let schema = meta_schema();
+    let mut names: Vec<&str> = schema["properties"]["limits"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    let mut expected = graphql_aggregator_engine::limits::NAMES.to_vec();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("kong-wasm/graphql-aggregator.meta.json")).unwrap(),
+    )
+    .unwrap();
+    let configmap = yaml_documents(&repo().join("kubernetes/kong/graphql.yaml"))
+        .into_iter()
+        .find(|doc| doc["metadata"]["name"] == "graphql-aggregator-filter")
+        .unwrap();
+    let carried: Value = serde_json::from_str(
+        configmap["data"]["graphql-aggregator.meta.json"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(carried, file, "kubernetes/kong carries another meta.json");
+}
