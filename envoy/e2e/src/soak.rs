@@ -36,10 +36,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -51,8 +50,8 @@ use crate::config::{self, DEMO_CLUSTER};
 use crate::http::{Client, Reply};
 use crate::paths::Paths;
 use crate::process::ProcessGuard;
-use crate::sandbox::{listener_ports, log_tail, spawn_mock, STARTUP_DEADLINE};
-use crate::solo::solo_config;
+use crate::sandbox::spawn_mock;
+use crate::solo::{solo_config, start_envoy, RunningEnvoy};
 
 /// The demo's configuration (`envoy/envoy.yaml`).
 pub const DEMO: &str = "soak-demo";
@@ -246,75 +245,14 @@ impl Servers {
             .canonicalize()
             .map_err(|e| format!("{}: {e}", paths.wasm.display()))?;
         let generated = solo_config(&demo, &wasm, functions.port(), &listeners)?;
-        let envoy_config = work.join("envoy.yaml");
-        let text = serde_norway::to_string(&generated).map_err(|e| e.to_string())?;
-        std::fs::write(&envoy_config, text)
-            .map_err(|e| format!("cannot write {}: {e}", envoy_config.display()))?;
-
-        let envoy_log = work.join("envoy.log");
-        let admin_file = work.join("admin-address");
-        let _ = std::fs::remove_file(&admin_file);
-        let log = File::create(&envoy_log).map_err(|e| format!("{}: {e}", envoy_log.display()))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", envoy_log.display()))?;
-        let mut command = Command::new(&paths.envoy);
-        command
-            .arg("-c")
-            .arg(&envoy_config)
-            .args(["--concurrency", "1", "--log-level", "info"])
-            .arg("--use-dynamic-base-id")
-            .arg("--base-id-path")
-            .arg(work.join("base-id"))
-            .arg("--admin-address-path")
-            .arg(&admin_file)
-            .current_dir(&paths.repo)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let envoy = ProcessGuard::spawn("envoy", command)?;
-
-        let client = Client::new(Duration::from_secs(5));
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        let failed = |problem: String| {
-            format!(
-                "{problem}\n--- last lines of {} ---\n{}",
-                envoy_log.display(),
-                log_tail(&envoy_log, 30)
-            )
-        };
-        let admin: SocketAddr = loop {
-            envoy.check_running().map_err(failed)?;
-            let text = std::fs::read_to_string(&admin_file).unwrap_or_default();
-            if let Ok(addr) = text.trim().parse() {
-                break addr;
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!(
-                    "Envoy did not open its admin interface within {STARTUP_DEADLINE:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        loop {
-            envoy.check_running().map_err(failed)?;
-            let ready = client.get(&format!("http://{admin}/ready"));
-            if matches!(&ready, Ok(r) if r.status == 200) {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!(
-                    "Envoy was not ready within {STARTUP_DEADLINE:?}: {ready:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let ports = listener_ports(&client, admin).map_err(failed)?;
-        if let Some((missing, _)) = listeners.iter().find(|(n, _)| !ports.contains_key(*n)) {
-            return Err(failed(format!(
-                "Envoy has no listener {missing}; it has {ports:?}"
-            )));
-        }
+        let names: Vec<&str> = listeners.iter().map(|(n, _)| *n).collect();
+        let RunningEnvoy {
+            envoy,
+            admin,
+            ports,
+            envoy_log,
+            ..
+        } = start_envoy(paths, &work, &generated, &names)?;
         Ok(Servers {
             envoy,
             mock,

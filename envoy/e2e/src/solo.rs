@@ -201,75 +201,14 @@ impl Solo {
             .map_err(|e| format!("{}: {e}", paths.wasm.display()))?;
         let mut generated = solo_config(&demo, &wasm, functions.port(), listeners)?;
         edit(&mut generated)?;
-        let envoy_config = work.join("envoy.yaml");
-        let text = serde_norway::to_string(&generated).map_err(|e| e.to_string())?;
-        std::fs::write(&envoy_config, text)
-            .map_err(|e| format!("cannot write {}: {e}", envoy_config.display()))?;
-
-        let envoy_log = work.join("envoy.log");
-        let admin_file = work.join("admin-address");
-        let _ = std::fs::remove_file(&admin_file);
-        let log = File::create(&envoy_log).map_err(|e| format!("{}: {e}", envoy_log.display()))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", envoy_log.display()))?;
-        let mut command = Command::new(&paths.envoy);
-        command
-            .arg("-c")
-            .arg(&envoy_config)
-            .args(["--concurrency", "1", "--log-level", "info"])
-            .arg("--use-dynamic-base-id")
-            .arg("--base-id-path")
-            .arg(work.join("base-id"))
-            .arg("--admin-address-path")
-            .arg(&admin_file)
-            .current_dir(&paths.repo)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let envoy = ProcessGuard::spawn("envoy", command)?;
-
-        let client = Client::new(Duration::from_secs(5));
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        let failed = |problem: String| {
-            format!(
-                "{problem}\n--- last lines of {} ---\n{}",
-                envoy_log.display(),
-                log_tail(&envoy_log, 30)
-            )
-        };
-        let admin: SocketAddr = loop {
-            envoy.check_running().map_err(failed)?;
-            let text = std::fs::read_to_string(&admin_file).unwrap_or_default();
-            if let Ok(addr) = text.trim().parse() {
-                break addr;
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!(
-                    "Envoy did not open its admin interface within {STARTUP_DEADLINE:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        loop {
-            envoy.check_running().map_err(failed)?;
-            let ready = client.get(&format!("http://{admin}/ready"));
-            if matches!(&ready, Ok(r) if r.status == 200) {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!(
-                    "Envoy was not ready within {STARTUP_DEADLINE:?}: {ready:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let ports = listener_ports(&client, admin).map_err(failed)?;
-        if let Some((missing, _)) = listeners.iter().find(|(n, _)| !ports.contains_key(*n)) {
-            return Err(failed(format!(
-                "Envoy has no listener {missing}; it has {ports:?}"
-            )));
-        }
+        let names: Vec<&str> = listeners.iter().map(|(n, _)| *n).collect();
+        let RunningEnvoy {
+            envoy,
+            admin,
+            ports,
+            envoy_log,
+            envoy_config,
+        } = start_envoy(paths, &work, &generated, &names)?;
         Ok(Solo {
             envoy,
             mock,
@@ -311,6 +250,107 @@ impl Drop for Solo {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// An Envoy started by [`start_envoy`], ready.
+pub struct RunningEnvoy {
+    /// The process (stopped on drop).
+    pub envoy: ProcessGuard,
+    /// Its admin interface.
+    pub admin: SocketAddr,
+    /// Listener ports by name.
+    pub ports: BTreeMap<String, u16>,
+    /// Its log file.
+    pub envoy_log: PathBuf,
+    /// The configuration file it runs.
+    pub envoy_config: PathBuf,
+}
+
+/// Writes `generated` to `<work>/envoy.yaml`, starts one Envoy worker on it
+/// (in its own process group, stopped by PID), and waits until its admin
+/// interface is ready and every listener of `listeners` is up.
+pub fn start_envoy(
+    paths: &Paths,
+    work: &Path,
+    generated: &Value,
+    listeners: &[&str],
+) -> Result<RunningEnvoy, String> {
+    let envoy_config = work.join("envoy.yaml");
+    let text = serde_norway::to_string(generated).map_err(|e| e.to_string())?;
+    std::fs::write(&envoy_config, text)
+        .map_err(|e| format!("cannot write {}: {e}", envoy_config.display()))?;
+
+    let envoy_log = work.join("envoy.log");
+    let admin_file = work.join("admin-address");
+    let _ = std::fs::remove_file(&admin_file);
+    let log = File::create(&envoy_log).map_err(|e| format!("{}: {e}", envoy_log.display()))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", envoy_log.display()))?;
+    let mut command = Command::new(&paths.envoy);
+    command
+        .arg("-c")
+        .arg(&envoy_config)
+        .args(["--concurrency", "1", "--log-level", "info"])
+        .arg("--use-dynamic-base-id")
+        .arg("--base-id-path")
+        .arg(work.join("base-id"))
+        .arg("--admin-address-path")
+        .arg(&admin_file)
+        .current_dir(&paths.repo)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    let envoy = ProcessGuard::spawn("envoy", command)?;
+
+    let client = Client::new(Duration::from_secs(5));
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    let failed = |problem: String| {
+        format!(
+            "{problem}\n--- last lines of {} ---\n{}",
+            envoy_log.display(),
+            log_tail(&envoy_log, 30)
+        )
+    };
+    let admin: SocketAddr = loop {
+        envoy.check_running().map_err(failed)?;
+        let text = std::fs::read_to_string(&admin_file).unwrap_or_default();
+        if let Ok(addr) = text.trim().parse() {
+            break addr;
+        }
+        if Instant::now() > deadline {
+            return Err(failed(format!(
+                "Envoy did not open its admin interface within {STARTUP_DEADLINE:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    loop {
+        envoy.check_running().map_err(failed)?;
+        let ready = client.get(&format!("http://{admin}/ready"));
+        if matches!(&ready, Ok(r) if r.status == 200) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(failed(format!(
+                "Envoy was not ready within {STARTUP_DEADLINE:?}: {ready:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ports = listener_ports(&client, admin).map_err(failed)?;
+    if let Some(missing) = listeners.iter().find(|n| !ports.contains_key(**n)) {
+        return Err(failed(format!(
+            "Envoy has no listener {missing}; it has {ports:?}"
+        )));
+    }
+    Ok(RunningEnvoy {
+        envoy,
+        admin,
+        ports,
+        envoy_log,
+        envoy_config,
+    })
 }
 
 #[cfg(test)]
