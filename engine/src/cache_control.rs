@@ -17,6 +17,10 @@
 //!   the request carried a header of the client's (`forward_headers` or
 //!   `rename_headers`; the request id does not count): what a function
 //!   answers with the client's credentials may be that client's alone.
+//! * An answer's lifetimes count from when the function's cache got it:
+//!   its `Age` (which the adapter passes as an `age=N` directive) is taken
+//!   off. `must-revalidate` and `proxy-revalidate` in any answer are kept
+//!   in the reply, so that no cache serves it stale.
 //! * Replies with errors, mutations, replies that called no function, and
 //!   requests refused before execution are `no-store`.
 
@@ -30,6 +34,8 @@ pub struct CachePolicy {
     max_age: Option<u64>,
     /// The smallest lifetime for shared caches.
     s_maxage: Option<u64>,
+    must_revalidate: bool,
+    proxy_revalidate: bool,
 }
 
 /// The smaller of two optional lifetimes (either may be absent).
@@ -50,6 +56,7 @@ impl CachePolicy {
         };
         let mut max_age: Option<u64> = None;
         let mut s_maxage: Option<u64> = None;
+        let mut age: u64 = 0;
         for directive in header.split(',').map(|d| d.trim().to_ascii_lowercase()) {
             match directive.split_once('=') {
                 Some((name, n)) => {
@@ -57,14 +64,19 @@ impl CachePolicy {
                     match name.trim() {
                         "max-age" => max_age = min(max_age, n),
                         "s-maxage" => s_maxage = min(s_maxage, n),
+                        "age" => age = age.max(n.unwrap_or(0)),
                         _ => {}
                     }
                 }
                 None if directive == "no-store" || directive == "no-cache" => self.no_store = true,
                 None if directive == "private" => self.private = true,
+                None if directive == "must-revalidate" => self.must_revalidate = true,
+                None if directive == "proxy-revalidate" => self.proxy_revalidate = true,
                 None => {}
             }
         }
+        let max_age = max_age.map(|n| n.saturating_sub(age));
+        let s_maxage = s_maxage.map(|n| n.saturating_sub(age));
         // Without `s-maxage`, a shared cache goes by `max-age`; with
         // `s-maxage` alone, so does the reply's `max-age`.
         match (max_age.or(s_maxage), s_maxage.or(max_age)) {
@@ -88,17 +100,47 @@ impl CachePolicy {
         if !cacheable_reply || self.answers == 0 || self.no_store {
             return "no-store".into();
         }
-        match (self.max_age, self.s_maxage) {
-            (Some(age), _) if self.private => format!("private, max-age={age}").into(),
-            (Some(age), Some(shared)) => format!("max-age={age}, s-maxage={shared}").into(),
-            _ => "no-store".into(),
+        let mut value = match (self.max_age, self.s_maxage) {
+            (Some(age), _) if self.private => format!("private, max-age={age}"),
+            (Some(age), Some(shared)) => format!("max-age={age}, s-maxage={shared}"),
+            _ => return "no-store".into(),
+        };
+        if self.must_revalidate {
+            value.push_str(", must-revalidate");
         }
+        if self.proxy_revalidate && !self.private {
+            value.push_str(", proxy-revalidate");
+        }
+        value.into()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answers_age_is_taken_off_and_revalidation_is_kept() {
+        assert_eq!(
+            merged(&[Some("max-age=60, age=55")]),
+            "max-age=5, s-maxage=5"
+        );
+        assert_eq!(
+            merged(&[Some("max-age=60, s-maxage=120, age=100")]),
+            "max-age=0, s-maxage=20"
+        );
+        assert_eq!(
+            merged(&[
+                Some("max-age=60, must-revalidate"),
+                Some("max-age=30, proxy-revalidate")
+            ]),
+            "max-age=30, s-maxage=30, must-revalidate, proxy-revalidate"
+        );
+        assert_eq!(
+            merged(&[Some("private, max-age=60, proxy-revalidate")]),
+            "private, max-age=60"
+        );
+    }
 
     fn merged(headers: &[Option<&str>]) -> String {
         let mut policy = CachePolicy::default();

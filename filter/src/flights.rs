@@ -323,7 +323,8 @@ pub fn send(request_id: &str, metrics: &Rc<RefCell<Metrics>>, mut reply: Reply) 
 
 /// A call answer's caching rules: every `cache-control` value joined, plus
 /// `private` when the answer varies by request headers (`Vary`), which a
-/// merged reply cannot honour for a shared cache. `None`: no rules given.
+/// merged reply cannot honour for a shared cache, and `age=N` for its
+/// `Age`. `None`: no rules given.
 fn answer_cache_control() -> Option<String> {
     let pairs = host::header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default();
     let mut directives: Vec<&str> = pairs
@@ -339,6 +340,15 @@ fn answer_cache_control() -> Option<String> {
         .any(|(k, v)| k.eq_ignore_ascii_case("vary") && !v.trim().is_empty());
     if varies {
         directives.push("private");
+    }
+    // The engine takes the answer's `Age` off its lifetimes.
+    let age = pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("age"))
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .map(|age| format!("age={age}"));
+    if let Some(age) = &age {
+        directives.push(age);
     }
     Some(directives.join(", "))
 }

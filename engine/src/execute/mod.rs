@@ -405,7 +405,8 @@ impl Execution {
 
     /// [`Execution::on_call_outcome`], with the answer's `cache-control`
     /// header (`None`: absent), which the reply's own `cache-control`
-    /// takes into account.
+    /// takes into account; a host adds `private` for an answer with `Vary`
+    /// and `age=N` for its `Age` (see [`crate::cache_control`]).
     pub fn on_call_answer(
         &mut self,
         id: CallId,

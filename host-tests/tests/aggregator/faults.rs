@@ -258,6 +258,29 @@ on_both_hosts! {
 }
 
 on_both_hosts! {
+    /// The reply's `cache-control` takes the functions' `Age` off their
+    /// lifetimes (a cached answer 55 s old with `max-age=60` leaves 5 s),
+    /// and keeps `must-revalidate`.
+    fn an_answers_age_shortens_the_replys_lifetime(host: Host) {
+        let plugin = host.plugin();
+        let mut request = post(&plugin, &body_of(r#"{ user(id: "1") { name } }"#));
+        let call = request.pending_calls().remove(0);
+        request.respond(
+            call.token,
+            200,
+            &[("cache-control", "max-age=60, must-revalidate"), ("age", "55")],
+            br#"{"id": "1", "name": "Alice"}"#,
+        );
+        let reply = request.expect_reply();
+        assert_eq!(
+            reply.header("cache-control"),
+            Some("max-age=5, s-maxage=5, must-revalidate")
+        );
+        assert_idle(&plugin);
+    }
+}
+
+on_both_hosts! {
     /// Only the upstream's allowlisted client headers reach the function.
     fn forwarded_headers(host: Host) {
         let config: Value = serde_json::from_str(&host.config()).unwrap();
