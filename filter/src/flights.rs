@@ -63,6 +63,46 @@ pub struct Flights {
     can_act_for_requests: bool,
     /// The latest time read: the filter's clock never goes back.
     last_now: u64,
+    /// Lines about failed calls, rationed.
+    log_budget: LogBudget,
+}
+
+/// A ration of log lines about failed calls: functions failing under load
+/// (or a client that makes them fail) must not flood the gateway's log.
+#[derive(Default)]
+struct LogBudget {
+    window_start_ms: u64,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    /// Lines per second, at most.
+    const PER_SECOND: u32 = 20;
+
+    /// Whether a line may be written at `now`; at the start of a new
+    /// second, says how many the last one held back.
+    fn allows(&mut self, now: u64) -> bool {
+        if now.saturating_sub(self.window_start_ms) >= 1000 {
+            if self.suppressed > 0 {
+                warn!(
+                    "graphql-aggregator: {} more failed calls in the last second were not logged (see the metrics)",
+                    self.suppressed
+                );
+            }
+            *self = LogBudget {
+                window_start_ms: now,
+                ..LogBudget::default()
+            };
+        }
+        if self.lines < Self::PER_SECOND {
+            self.lines += 1;
+            true
+        } else {
+            self.suppressed = self.suppressed.saturating_add(1);
+            false
+        }
+    }
 }
 
 /// The flights of a VM, shared by its contexts.
@@ -154,7 +194,13 @@ impl Flights {
             CallOutcome::Response { .. } => answer_cache_control(),
             CallOutcome::Failed(_) => None,
         };
-        flight.finish_call(&call, outcome, cache_control.as_deref(), now);
+        flight.finish_call(
+            &call,
+            outcome,
+            cache_control.as_deref(),
+            now,
+            &mut self.log_budget,
+        );
         // A call dispatched from the tick answers through the root context:
         // act for its request again.
         if self.can_act_for_requests && host::set_effective_context(context_id).is_err() {
@@ -174,6 +220,7 @@ impl Flights {
         let now = self.now();
         let mut due = Vec::new();
         let context_of_token = &mut self.context_of_token;
+        let log_budget = &mut self.log_budget;
         for (context_id, flight) in &mut self.by_context {
             let late: Vec<u32> = flight
                 .calls
@@ -187,7 +234,7 @@ impl Flights {
                 context_of_token.remove(token);
                 if let Some(call) = flight.calls.remove(token) {
                     let outcome = CallOutcome::Failed(CallFailure::Timeout);
-                    flight.finish_call(&call, outcome, None, now);
+                    flight.finish_call(&call, outcome, None, now, log_budget);
                 }
             }
             // take_calls also answers a request past its deadline.
@@ -282,20 +329,24 @@ impl Flights {
 }
 
 impl Flight {
-    /// Hands a call's outcome to the engine, with its metrics and log line.
+    /// Hands a call's outcome to the engine, with its metrics and (within
+    /// the ration) its log line.
     fn finish_call(
         &mut self,
         call: &InFlight,
         outcome: CallOutcome,
         cache_control: Option<&str>,
         now: u64,
+        log_budget: &mut LogBudget,
     ) {
         let kind = outcome.kind();
         let elapsed = now.saturating_sub(call.sent_ms);
-        if kind != "ok" {
+        if kind != "ok" && log_budget.allows(now) {
             warn!(
                 "graphql-aggregator: request {}: call to {} {} ended: {kind} after {elapsed} ms",
-                self.request_id, call.upstream, call.path
+                self.request_id,
+                call.upstream,
+                shortened(&call.path)
             );
         }
         self.metrics
@@ -304,6 +355,25 @@ impl Flight {
         self.execution
             .on_call_answer(call.id, outcome, cache_control, now);
     }
+}
+
+/// A path as a log line shows it: at most 200 bytes (arguments can make
+/// paths long).
+fn shortened(path: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 200;
+    if path.len() <= MAX {
+        return path.into();
+    }
+    let mut end = MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} bytes)",
+        path.get(..end).unwrap_or_default(),
+        path.len()
+    )
+    .into()
 }
 
 /// Sends a reply to the client of the effective context.

@@ -281,6 +281,31 @@ on_both_hosts! {
 }
 
 on_both_hosts! {
+    /// Failed calls are logged at most 20 a second (functions failing
+    /// under load must not flood the gateway's log); the next second's
+    /// first line says how many were held back.
+    fn failed_calls_are_logged_within_a_ration(host: Host) {
+        let plugin = host.plugin();
+        let fields: Vec<String> = (0..30).map(|i| format!("u{i}: user(id: \"{i}\") {{ name }}")).collect();
+        let mut request = post(&plugin, &body_of(&format!("{{ {} }}", fields.join(" "))));
+        for call in request.pending_calls() {
+            request.fail(call.token, Failure::ConnectFailure);
+        }
+        reply_json(&request);
+        let ended = |plugin: &host_tests::Plugin| plugin.logs().iter().filter(|l| l.message.contains("ended: unavailable")).count();
+        assert_eq!(ended(&plugin), 20);
+        plugin.advance(Duration::from_millis(1_100));
+        let mut request = post(&plugin, &body_of(r#"{ user(id: "1") { name } }"#));
+        let call = request.pending_calls().remove(0);
+        request.fail(call.token, Failure::ConnectFailure);
+        reply_json(&request);
+        assert_eq!(ended(&plugin), 21);
+        assert!(plugin.logs().iter().any(|l| l.message.contains("10 more failed calls in the last second were not logged")));
+        assert_idle(&plugin);
+    }
+}
+
+on_both_hosts! {
     /// Only the upstream's allowlisted client headers reach the function.
     fn forwarded_headers(host: Host) {
         let config: Value = serde_json::from_str(&host.config()).unwrap();
