@@ -53,9 +53,9 @@ pub struct Limits {
     /// requests are planned each time). 0 keeps nothing. Never refuses a
     /// request.
     pub max_plan_cache_bytes: usize,
-    /// Most bytes of paths and bodies of the function calls one request
-    /// makes (arguments are copied into every call that uses them): a call
-    /// that would go over is a field error.
+    /// Most bytes of paths, headers and bodies of the function calls one
+    /// request makes (arguments are copied into every call that uses
+    /// them): a call that would go over is a field error.
     pub max_call_bytes: usize,
 }
 
@@ -163,7 +163,7 @@ impl fmt::Display for LimitExceeded {
             "max_reply_bytes" => "the reply has more bytes",
             "max_held_answer_bytes" => "the function answers held for this request have more bytes",
             "max_call_bytes" => {
-                "the function calls of this request have more bytes of paths and bodies"
+                "the function calls of this request have more bytes of paths, headers and bodies"
             }
             "plan_fields" => "the query's plan has more fields (fragments expanded per type)",
             _ => "the request exceeds a limit",

@@ -303,10 +303,12 @@ impl Flights {
                             "the gateway refused to call {} ({status:?})",
                             request.target
                         );
-                        warn!(
-                            "graphql-aggregator: request {}: {reason}",
-                            flight.request_id
-                        );
+                        if self.log_budget.allows(now) {
+                            warn!(
+                                "graphql-aggregator: request {}: {reason}",
+                                flight.request_id
+                            );
+                        }
                         flight
                             .metrics
                             .borrow_mut()
@@ -355,6 +357,12 @@ impl Flight {
         self.execution
             .on_call_answer(call.id, outcome, cache_control, now);
     }
+}
+
+/// An `Age` header's seconds: a number too large is as old as can be
+/// (RFC 9111 §1.2.2), and anything else that is not a number is stale.
+fn age_seconds(value: &str) -> u64 {
+    value.parse::<u64>().unwrap_or(u64::MAX)
 }
 
 /// A path as a log line shows it: at most 200 bytes (arguments can make
@@ -415,7 +423,7 @@ fn answer_cache_control() -> Option<String> {
     let age = pairs
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("age"))
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .map(|(_, v)| age_seconds(v.trim()))
         .map(|age| format!("age={age}"));
     if let Some(age) = &age {
         directives.push(age);

@@ -160,6 +160,13 @@ struct Stream {
 }
 
 impl Context for Stream {
+    /// The request is over (answered, or the client left): nothing may act
+    /// for it any more, though the host keeps it until it is deleted.
+    fn on_done(&mut self) -> bool {
+        flights::with(&self.flights, |f| f.forget(self.id));
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,

@@ -1121,7 +1121,21 @@ fn proxy_http_call(
             }
             id
         }
-        None => caller.data().root_id,
+        None => {
+            if caller.data().kind() == HostKind::Kong
+                && caller.data().callback == Some("proxy_on_tick")
+            {
+                // ngx_wasm_module dispatches from a tick on a fake request,
+                // for the root; a filter that meant to act for a request
+                // there (set_effective_context does nothing) acts for none:
+                // this host counts it as a mistake.
+                caller.data_mut().violation(
+                    CALL,
+                    "Kong: a call dispatched from the tick belongs to the root context, not to any request (set_effective_context does nothing there)",
+                );
+            }
+            caller.data().root_id
+        }
     };
     let timeout_ms = timeout as u32;
     if let Err(rejection) = caller

@@ -272,7 +272,8 @@ impl Calls {
         if id >= limits.max_calls {
             return Err((waiter, over("max_calls", limits.max_calls, id + 1)));
         }
-        let bytes = request.path.len() + request.body.as_ref().map_or(0, Vec::len);
+        let headers: usize = request.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let bytes = request.path.len() + request.body.as_ref().map_or(0, Vec::len) + headers;
         let sent = self.sent_bytes.saturating_add(bytes);
         if sent > limits.max_call_bytes {
             return Err((waiter, over("max_call_bytes", limits.max_call_bytes, sent)));
