@@ -485,12 +485,18 @@ fn out_of_bounds_pointer_is_a_violation() {
     plugin.request(&headers(&h)).body(b"{}");
 }
 
+/// `proxy_set_effective_context` for a context that does not exist:
+/// proxy-wasm-cpp-host (Envoy) answers BadArgument, a filter may ask;
+/// ngx_wasm_module (Kong) does nothing and answers OK.
 #[test]
-#[should_panic(expected = "unknown context id 999999")]
-fn unknown_context_id_is_a_violation() {
-    let plugin = kong();
-    let h = post("bad-context");
-    plugin.request(&headers(&h)).body(b"{}");
+fn unknown_context_id_is_refused_on_envoy_and_ignored_on_kong() {
+    for (plugin, status) in [(envoy(), "status=2"), (kong(), "status=0")] {
+        let h = post("bad-context");
+        let mut request = plugin.request(&headers(&h));
+        request.body(b"{}");
+        assert_eq!(request.expect_reply().body_text(), status);
+        assert!(plugin.take_violations().is_empty());
+    }
 }
 
 #[test]
