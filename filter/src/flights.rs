@@ -122,7 +122,7 @@ pub fn with<R>(flights: &SharedFlights, f: impl FnOnce(&mut Flights) -> R) -> Op
 }
 
 impl Flights {
-    /// Asks the host, once per VM from the root context, whether the tick
+    /// Asks the host, once per plugin from its root context, whether the tick
     /// may act for a request. Envoy refuses to make an unknown context
     /// effective (BadArgument), which shows that it switches contexts;
     /// ngx_wasm_module (Kong 3.9) accepts anything because its
@@ -229,8 +229,7 @@ impl Flights {
                 .map(|(token, _)| *token)
                 .collect();
             for token in &late {
-                // Its answer, if it still comes, is ignored (on Kong it
-                // never comes: the reply cancels the call).
+                // Its answer, if it still comes, is ignored.
                 context_of_token.remove(token);
                 if let Some(call) = flight.calls.remove(token) {
                     let outcome = CallOutcome::Failed(CallFailure::Timeout);
