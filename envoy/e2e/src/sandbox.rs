@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -149,38 +149,14 @@ impl Sandbox {
             .canonicalize()
             .map_err(|e| format!("{}: {e}", paths.wasm.display()))?;
         let generated = config::sandbox_config(&demo, &wasm, fast.addr.port(), slow.addr.port())?;
-        let envoy_config = paths.work.join("envoy.yaml");
-        let text = serde_norway::to_string(&generated).map_err(|e| e.to_string())?;
-        std::fs::write(&envoy_config, text)
-            .map_err(|e| format!("cannot write {}: {e}", envoy_config.display()))?;
-
-        let envoy_log = paths.work.join("envoy.log");
-        let admin_file = paths.work.join("admin-address");
-        let _ = std::fs::remove_file(&admin_file);
-        let log = File::create(&envoy_log).map_err(|e| format!("{}: {e}", envoy_log.display()))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", envoy_log.display()))?;
-        let mut command = Command::new(&paths.envoy);
-        command
-            .arg("-c")
-            .arg(&envoy_config)
-            .args(["--concurrency", "1", "--log-level", "info"])
-            // A base id no other Envoy uses (a running demo keeps 0).
-            .arg("--use-dynamic-base-id")
-            .arg("--base-id-path")
-            .arg(paths.work.join("base-id"))
-            .arg("--admin-address-path")
-            .arg(&admin_file)
-            // As in the demo: Envoy runs from the repository root.
-            .current_dir(&paths.repo)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let envoy = ProcessGuard::spawn("envoy", command)?;
-
+        let crate::solo::RunningEnvoy {
+            envoy,
+            admin,
+            ports,
+            envoy_log,
+            envoy_config,
+        } = crate::solo::start_envoy(&paths, &paths.work, &generated, &LISTENERS)?;
         let client = Client::new(Duration::from_secs(10));
-        let deadline = Instant::now() + STARTUP_DEADLINE;
         let log_path = envoy_log.clone();
         let failed = move |problem: String| {
             let tail = log_tail(&log_path, 30);
@@ -189,40 +165,6 @@ impl Sandbox {
                 log_path.display()
             )
         };
-        let admin: SocketAddr = loop {
-            envoy.check_running().map_err(&failed)?;
-            let text = std::fs::read_to_string(&admin_file).unwrap_or_default();
-            if let Ok(addr) = text.trim().parse() {
-                break addr;
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!(
-                    "Envoy did not open its admin interface within {STARTUP_DEADLINE:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        loop {
-            envoy.check_running().map_err(&failed)?;
-            let ready = client.get(&format!("http://{admin}/ready"));
-            if matches!(&ready, Ok(r) if r.status == 200) {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(failed(format!(
-                    "Envoy was not ready within {STARTUP_DEADLINE:?}: {ready:?}"
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let ports = listener_ports(&client, admin).map_err(&failed)?;
-        for name in LISTENERS {
-            if !ports.contains_key(name) {
-                return Err(failed(format!(
-                    "Envoy has no listener {name}; it has {ports:?}"
-                )));
-            }
-        }
         let sandbox = Sandbox {
             envoy,
             fast,

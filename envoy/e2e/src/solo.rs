@@ -275,6 +275,26 @@ pub fn start_envoy(
     generated: &Value,
     listeners: &[&str],
 ) -> Result<RunningEnvoy, String> {
+    start_envoy_with(
+        Command::new(&paths.envoy),
+        "info",
+        paths,
+        work,
+        generated,
+        listeners,
+    )
+}
+
+/// [`start_envoy`] through `command` (Envoy itself, or Envoy under
+/// `taskset`), logging at `log_level`.
+pub fn start_envoy_with(
+    mut command: Command,
+    log_level: &str,
+    paths: &Paths,
+    work: &Path,
+    generated: &Value,
+    listeners: &[&str],
+) -> Result<RunningEnvoy, String> {
     let envoy_config = work.join("envoy.yaml");
     let text = serde_norway::to_string(generated).map_err(|e| e.to_string())?;
     std::fs::write(&envoy_config, text)
@@ -287,16 +307,17 @@ pub fn start_envoy(
     let log2 = log
         .try_clone()
         .map_err(|e| format!("{}: {e}", envoy_log.display()))?;
-    let mut command = Command::new(&paths.envoy);
     command
         .arg("-c")
         .arg(&envoy_config)
-        .args(["--concurrency", "1", "--log-level", "info"])
+        .args(["--concurrency", "1", "--log-level", log_level])
+        // A base id no other Envoy uses (a running demo keeps 0).
         .arg("--use-dynamic-base-id")
         .arg("--base-id-path")
         .arg(work.join("base-id"))
         .arg("--admin-address-path")
         .arg(&admin_file)
+        // As in the demo: Envoy runs from the repository root.
         .current_dir(&paths.repo)
         .stdin(Stdio::null())
         .stdout(log)

@@ -36,16 +36,16 @@ use envoy_e2e::http::Client;
 use envoy_e2e::paths::Paths;
 use envoy_e2e::process::ProcessGuard;
 use envoy_e2e::sandbox::spawn_mock;
+use envoy_e2e::solo::start_envoy_with;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The seed query; `__USER__` becomes each request's user.
 const SEED: &str = r#"{"query":"query GetUserWithOrders($userId: ID!) { user(id: $userId) { id name email orders { id amount } } }","variables":{"userId":"__USER__"}}"#;
@@ -59,8 +59,6 @@ const FIFTY_USERS: u32 = 50;
 const DELAY_MS: u64 = 50;
 /// Each target's warm-up, under the full load, before the rows.
 const WARM_UP_SECONDS: u64 = 2;
-/// Bound of every readiness wait.
-const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 /// The ceiling's target: the filter's share of the ceiling on the seed query.
 const CEILING_TARGET: f64 = 0.80;
 const README_BEGIN: &str = "<!-- bench:begin -->";
@@ -298,7 +296,6 @@ impl Envoy {
         pin: &Pinning,
         ceiling_wasm: &Path,
         ports: ClusterPorts,
-        client: &Client,
     ) -> Result<Envoy, String> {
         let version = Command::new(&paths.envoy)
             .arg("--version")
@@ -317,77 +314,16 @@ impl Envoy {
             &absolute(ceiling_wasm)?,
             ports,
         )?;
-        let config_path = work.join("envoy.yaml");
-        let text = serde_norway::to_string(&config).map_err(|e| e.to_string())?;
-        std::fs::write(&config_path, text)
-            .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
-        let log_path = work.join("envoy.log");
-        let admin_file = work.join("admin-address");
-        let _ = std::fs::remove_file(&admin_file);
-        let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let mut command = pin.server(&paths.envoy);
-        command
-            .arg("-c")
-            .arg(&config_path)
-            .args(["--concurrency", "1", "--log-level", "warn"])
-            .arg("--use-dynamic-base-id")
-            .arg("--base-id-path")
-            .arg(work.join("base-id"))
-            .arg("--admin-address-path")
-            .arg(&admin_file)
-            .current_dir(&paths.repo)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let process = ProcessGuard::spawn("envoy", command)?;
-        let failed = |problem: String| format!("{problem}; see {}", log_path.display());
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        let admin: SocketAddr = loop {
-            process.check_running().map_err(failed)?;
-            if let Ok(addr) = std::fs::read_to_string(&admin_file)
-                .unwrap_or_default()
-                .trim()
-                .parse()
-            {
-                break addr;
-            }
-            if Instant::now() > deadline {
-                return Err(failed("Envoy did not open its admin interface".into()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        loop {
-            process.check_running().map_err(failed)?;
-            if matches!(client.get(&format!("http://{admin}/ready")), Ok(r) if r.status == 200) {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(failed("Envoy was not ready in time".into()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        pin.check("envoy", process.pid())?;
-        let reply = client.get(&format!("http://{admin}/listeners?format=json"))?;
-        let listeners: Value = serde_json::from_str(&reply.body).map_err(|e| e.to_string())?;
-        let mut found = BTreeMap::new();
-        for status in listeners["listener_statuses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let port = status["local_address"]["socket_address"]["port_value"]
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok());
-            if let (Some(name), Some(port)) = (status["name"].as_str(), port) {
-                found.insert(name.to_string(), port);
-            }
-        }
-        for name in BENCH_LISTENERS {
-            if !found.contains_key(name) {
-                return Err(failed(format!("Envoy has no listener {name}")));
-            }
-        }
+        let started = start_envoy_with(
+            pin.server(&paths.envoy),
+            "warn",
+            paths,
+            work,
+            &config,
+            &BENCH_LISTENERS,
+        )?;
+        pin.check("envoy", started.envoy.pid())?;
+        let (process, found) = (started.envoy, started.ports);
         Ok(Envoy {
             _process: process,
             ports: found,
@@ -799,7 +735,7 @@ fn run() -> Result<String, String> {
         fifty: fifty.addr.port(),
         slow: slow.addr.port(),
     };
-    let envoy = Envoy::start(&paths, &work, &pin, &ceiling_wasm, ports, &client)?;
+    let envoy = Envoy::start(&paths, &work, &pin, &ceiling_wasm, ports)?;
     let (_peer_many, peer_many) = start_peer(&repo, &pin, "node peer (many)", &many.url())?;
     let (_peer_fifty, peer_fifty) = start_peer(&repo, &pin, "node peer (fifty)", &fifty.url())?;
 
