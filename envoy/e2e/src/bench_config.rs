@@ -25,7 +25,10 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::config::{schema_without_batch, DEMO_CLUSTER, DEMO_LISTENER};
+use crate::config::{
+    array_mut, filter_config, hcm_mut, named_mut, plugin_mut, schema_without_batch, set,
+    DEMO_CLUSTER, DEMO_LISTENER,
+};
 
 /// The many-users cluster: the demo's own.
 pub const MANY_CLUSTER: &str = DEMO_CLUSTER;
@@ -73,56 +76,12 @@ fn at<'a>(value: &'a mut Value, pointer: &str) -> Result<&'a mut Value, String> 
         .ok_or_else(|| format!("the Envoy configuration has nothing at {pointer}"))
 }
 
-fn set(value: &mut Value, pointer: &str, new: Value) -> Result<(), String> {
-    *at(value, pointer)? = new;
-    Ok(())
-}
-
-fn list<'a>(value: &'a mut Value, pointer: &str) -> Result<&'a mut Vec<Value>, String> {
-    at(value, pointer)?
-        .as_array_mut()
-        .ok_or_else(|| format!("the Envoy configuration has no list at {pointer}"))
-}
-
-fn named<'a>(items: &'a mut [Value], name: &str) -> Result<&'a mut Value, String> {
-    items
-        .iter_mut()
-        .find(|item| item.get("name").and_then(Value::as_str) == Some(name))
-        .ok_or_else(|| format!("the Envoy configuration has no entry named {name:?}"))
-}
-
-/// The HTTP connection manager's `typed_config` of a listener.
-fn hcm(listener: &mut Value) -> Result<&mut Value, String> {
-    let filters = list(listener, "/filter_chains/0/filters")?;
-    at(
-        named(filters, "envoy.filters.network.http_connection_manager")?,
-        "/typed_config",
-    )
-}
-
-/// The Wasm filter's `PluginConfig` of a listener.
-fn plugin(listener: &mut Value) -> Result<&mut Value, String> {
-    let filters = list(hcm(listener)?, "/http_filters")?;
-    at(
-        named(filters, "envoy.filters.http.wasm")?,
-        "/typed_config/config",
-    )
-}
-
-/// The filter's own JSON configuration of a plugin, parsed.
-fn filter_config(plugin: &mut Value) -> Result<Value, String> {
-    let text = at(plugin, "/configuration/value")?
-        .as_str()
-        .ok_or("the Wasm filter's configuration.value is not a string")?;
-    serde_json::from_str(text).map_err(|e| format!("the filter configuration is not JSON: {e}"))
-}
-
 /// A copy of `listener` under another name (and stat prefix).
 fn renamed(listener: &Value, name: &str) -> Result<Value, String> {
     let mut copy = listener.clone();
     set(&mut copy, "/name", json!(name))?;
     set(
-        hcm(&mut copy)?,
+        hcm_mut(&mut copy)?,
         "/stat_prefix",
         json!(name.replace('-', "_")),
     )?;
@@ -138,7 +97,7 @@ fn filter_listener(
     edit: impl FnOnce(&mut Value) -> Result<(), String>,
 ) -> Result<Value, String> {
     let mut listener = renamed(demo, name)?;
-    let plugin = plugin(&mut listener)?;
+    let plugin = plugin_mut(&mut listener)?;
     // A plugin name of its own: a root context per configuration.
     set(plugin, "/name", json!(format!("graphql-aggregator-{name}")))?;
     let mut config = filter_config(plugin)?;
@@ -199,8 +158,8 @@ pub fn bench_config(
         "/admin/address/socket_address/port_value",
         json!(0),
     )?;
-    let mut demo_listener = named(
-        list(&mut config, "/static_resources/listeners")?,
+    let mut demo_listener = named_mut(
+        array_mut(&mut config, "/static_resources/listeners")?,
         DEMO_LISTENER,
     )?
     .clone();
@@ -210,7 +169,7 @@ pub fn bench_config(
         json!(0),
     )?;
     set(
-        plugin(&mut demo_listener)?,
+        plugin_mut(&mut demo_listener)?,
         "/vm_config/code/local/filename",
         json!(filter_wasm.display().to_string()),
     )?;
@@ -236,7 +195,7 @@ pub fn bench_config(
     })?;
 
     let mut ceiling = renamed(&demo_listener, CEILING_LISTENER)?;
-    let ceiling_plugin = plugin(&mut ceiling)?;
+    let ceiling_plugin = plugin_mut(&mut ceiling)?;
     let settings = ceiling_settings(&filter_config(ceiling_plugin)?)?;
     set(ceiling_plugin, "/name", json!("bench-ceiling"))?;
     set(ceiling_plugin, "/root_id", json!("bench-ceiling"))?;
@@ -254,9 +213,9 @@ pub fn bench_config(
 
     // The limit: the router alone, no Wasm, no buffer.
     let mut direct = renamed(&demo_listener, DIRECT_LISTENER)?;
-    let direct_hcm = hcm(&mut direct)?;
-    let router = named(
-        list(direct_hcm, "/http_filters")?,
+    let direct_hcm = hcm_mut(&mut direct)?;
+    let router = named_mut(
+        array_mut(direct_hcm, "/http_filters")?,
         "envoy.filters.http.router",
     )?
     .clone();
@@ -273,8 +232,8 @@ pub fn bench_config(
         json!([demo_listener, fifty, nobatch, slow, ceiling, direct]),
     )?;
 
-    let clusters = list(&mut config, "/static_resources/clusters")?;
-    let many = named(clusters, DEMO_CLUSTER)?;
+    let clusters = array_mut(&mut config, "/static_resources/clusters")?;
+    let many = named_mut(clusters, DEMO_CLUSTER)?;
     let endpoint = "/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address";
     set(many, &format!("{endpoint}/port_value"), json!(ports.many))?;
     let template = many.clone();
@@ -305,7 +264,7 @@ mod tests {
         };
         let mut config =
             bench_config(&demo, Path::new("/f.wasm"), Path::new("/c.wasm"), ports).unwrap();
-        let listeners = list(&mut config, "/static_resources/listeners").unwrap();
+        let listeners = array_mut(&mut config, "/static_resources/listeners").unwrap();
         let names: Vec<&str> = listeners
             .iter()
             .filter_map(|l| l["name"].as_str())
@@ -319,19 +278,20 @@ mod tests {
             );
         }
         let target = |listeners: &mut Vec<Value>, name: &str| {
-            let config = filter_config(plugin(named(listeners, name).unwrap()).unwrap()).unwrap();
+            let config =
+                filter_config(plugin_mut(named_mut(listeners, name).unwrap()).unwrap()).unwrap();
             config["upstreams"][DEMO_CLUSTER]["target"].clone()
         };
         assert_eq!(target(listeners, FILTER_LISTENER), MANY_CLUSTER);
         assert_eq!(target(listeners, FILTER_FIFTY_LISTENER), FIFTY_CLUSTER);
         assert_eq!(target(listeners, FILTER_SLOW_LISTENER), SLOW_CLUSTER);
         let nobatch = filter_config(
-            plugin(named(listeners, FILTER_FIFTY_NOBATCH_LISTENER).unwrap()).unwrap(),
+            plugin_mut(named_mut(listeners, FILTER_FIFTY_NOBATCH_LISTENER).unwrap()).unwrap(),
         )
         .unwrap();
         assert!(!nobatch["schema"].as_str().unwrap().contains("batch"));
 
-        let ceiling = plugin(named(listeners, CEILING_LISTENER).unwrap()).unwrap();
+        let ceiling = plugin_mut(named_mut(listeners, CEILING_LISTENER).unwrap()).unwrap();
         assert_eq!(ceiling["vm_config"]["code"]["local"]["filename"], "/c.wasm");
         assert_eq!(ceiling["vm_config"]["vm_id"], "bench-ceiling");
         let settings: Value =
@@ -341,16 +301,16 @@ mod tests {
         assert_eq!(settings["path_prefix"], "/function");
         assert_eq!(settings["timeout_ms"], "5000");
 
-        let direct = hcm(named(listeners, DIRECT_LISTENER).unwrap()).unwrap();
+        let direct = hcm_mut(named_mut(listeners, DIRECT_LISTENER).unwrap()).unwrap();
         assert_eq!(direct["http_filters"].as_array().unwrap().len(), 1);
         assert_eq!(
             direct["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"],
             MANY_CLUSTER
         );
 
-        let clusters = list(&mut config, "/static_resources/clusters").unwrap();
+        let clusters = array_mut(&mut config, "/static_resources/clusters").unwrap();
         let port = |clusters: &mut Vec<Value>, name: &str| {
-            named(clusters, name).unwrap()["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+            named_mut(clusters, name).unwrap()["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
                 ["endpoint"]["address"]["socket_address"]["port_value"]
                 .clone()
         };

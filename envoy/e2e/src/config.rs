@@ -67,14 +67,17 @@ pub fn load_yaml(path: &Path) -> Result<Value, String> {
     serde_norway::from_str(&text).map_err(|e| format!("{} is not valid YAML: {e}", path.display()))
 }
 
-fn array_mut<'a>(value: &'a mut Value, pointer: &str) -> Result<&'a mut Vec<Value>, String> {
+pub(crate) fn array_mut<'a>(
+    value: &'a mut Value,
+    pointer: &str,
+) -> Result<&'a mut Vec<Value>, String> {
     value
         .pointer_mut(pointer)
         .and_then(Value::as_array_mut)
         .ok_or_else(|| format!("the Envoy configuration has no list at {pointer}"))
 }
 
-fn named_mut<'a>(list: &'a mut [Value], name: &str) -> Result<&'a mut Value, String> {
+pub(crate) fn named_mut<'a>(list: &'a mut [Value], name: &str) -> Result<&'a mut Value, String> {
     list.iter_mut()
         .find(|item| item.get("name").and_then(Value::as_str) == Some(name))
         .ok_or_else(|| format!("the Envoy configuration has no entry named {name:?}"))
@@ -88,7 +91,7 @@ fn cluster_mut<'a>(config: &'a mut Value, name: &str) -> Result<&'a mut Value, S
     named_mut(array_mut(config, "/static_resources/clusters")?, name)
 }
 
-fn set(value: &mut Value, pointer: &str, new: Value) -> Result<(), String> {
+pub(crate) fn set(value: &mut Value, pointer: &str, new: Value) -> Result<(), String> {
     let slot = value
         .pointer_mut(pointer)
         .ok_or_else(|| format!("the Envoy configuration has nothing at {pointer}"))?;
@@ -97,7 +100,7 @@ fn set(value: &mut Value, pointer: &str, new: Value) -> Result<(), String> {
 }
 
 /// The HTTP connection manager of a listener (its first filter chain's).
-fn hcm_mut(listener: &mut Value) -> Result<&mut Value, String> {
+pub(crate) fn hcm_mut(listener: &mut Value) -> Result<&mut Value, String> {
     let filters = array_mut(listener, "/filter_chains/0/filters")?;
     let hcm = named_mut(filters, "envoy.filters.network.http_connection_manager")?;
     hcm.get_mut("typed_config")
@@ -105,7 +108,7 @@ fn hcm_mut(listener: &mut Value) -> Result<&mut Value, String> {
 }
 
 /// The Wasm filter's `config` (a `PluginConfig`) of a listener.
-fn plugin_mut(listener: &mut Value) -> Result<&mut Value, String> {
+pub(crate) fn plugin_mut(listener: &mut Value) -> Result<&mut Value, String> {
     let filters = array_mut(hcm_mut(listener)?, "/http_filters")?;
     let wasm = named_mut(filters, "envoy.filters.http.wasm")?;
     wasm.pointer_mut("/typed_config/config")
@@ -113,7 +116,7 @@ fn plugin_mut(listener: &mut Value) -> Result<&mut Value, String> {
 }
 
 /// The filter's own JSON configuration, parsed.
-fn filter_config(plugin: &Value) -> Result<Value, String> {
+pub(crate) fn filter_config(plugin: &Value) -> Result<Value, String> {
     let text = plugin
         .pointer("/configuration/value")
         .and_then(Value::as_str)

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::config::{self, DEMO_CLUSTER, DEMO_LISTENER};
+use crate::config::{
+    self, array_mut, hcm_mut, named_mut, plugin_mut, set, DEMO_CLUSTER, DEMO_LISTENER,
+};
 use crate::http::Client;
 use crate::paths::Paths;
 use crate::process::ProcessGuard;
@@ -42,43 +44,6 @@ pub struct Solo {
     pub envoy_log: PathBuf,
     /// The generated Envoy configuration.
     pub envoy_config: PathBuf,
-}
-
-fn array_mut<'a>(value: &'a mut Value, pointer: &str) -> Result<&'a mut Vec<Value>, String> {
-    value
-        .pointer_mut(pointer)
-        .and_then(Value::as_array_mut)
-        .ok_or_else(|| format!("the Envoy configuration has no list at {pointer}"))
-}
-
-fn named_mut<'a>(list: &'a mut [Value], name: &str) -> Result<&'a mut Value, String> {
-    list.iter_mut()
-        .find(|item| item.get("name").and_then(Value::as_str) == Some(name))
-        .ok_or_else(|| format!("the Envoy configuration has no entry named {name:?}"))
-}
-
-fn set(value: &mut Value, pointer: &str, new: Value) -> Result<(), String> {
-    let slot = value
-        .pointer_mut(pointer)
-        .ok_or_else(|| format!("the Envoy configuration has nothing at {pointer}"))?;
-    *slot = new;
-    Ok(())
-}
-
-/// The HTTP connection manager's `typed_config` of a listener.
-fn hcm_mut(listener: &mut Value) -> Result<&mut Value, String> {
-    let filters = array_mut(listener, "/filter_chains/0/filters")?;
-    named_mut(filters, "envoy.filters.network.http_connection_manager")?
-        .get_mut("typed_config")
-        .ok_or_else(|| "the HTTP connection manager has no typed_config".to_string())
-}
-
-/// The Wasm filter's `config` (a `PluginConfig`) of a listener.
-fn plugin_mut(listener: &mut Value) -> Result<&mut Value, String> {
-    let filters = array_mut(hcm_mut(listener)?, "/http_filters")?;
-    named_mut(filters, "envoy.filters.http.wasm")?
-        .pointer_mut("/typed_config/config")
-        .ok_or_else(|| "the Wasm filter has no typed_config.config".to_string())
 }
 
 /// The Wasm filter's `config` (a `PluginConfig`: `failure_policy`,
