@@ -139,13 +139,6 @@ impl Flights {
         }
     }
 
-    /// The host's clock in milliseconds, never going back (a wall clock
-    /// stepped back would stop every timeout).
-    fn now(&mut self) -> u64 {
-        self.last_now = self.last_now.max(host::now_ms());
-        self.last_now
-    }
-
     /// Runs a started execution: dispatches its calls, or replies at once.
     pub fn start(
         &mut self,
@@ -180,8 +173,7 @@ impl Flights {
         let Some(call) = flight.calls.remove(&token) else {
             return;
         };
-        let now = self.last_now.max(host::now_ms());
-        self.last_now = now;
+        let now = clock(&mut self.last_now);
         let max_body = flight.gateway.limits.max_response_bytes;
         let elapsed = now.saturating_sub(call.sent_ms);
         // The host's timer may fire before the filter's clock reads the
@@ -217,7 +209,7 @@ impl Flights {
         if !self.can_act_for_requests {
             return;
         }
-        let now = self.now();
+        let now = clock(&mut self.last_now);
         let mut due = Vec::new();
         let context_of_token = &mut self.context_of_token;
         let log_budget = &mut self.log_budget;
@@ -268,8 +260,7 @@ impl Flights {
             return;
         };
         loop {
-            let now = self.last_now.max(host::now_ms());
-            self.last_now = now;
+            let now = clock(&mut self.last_now);
             let calls = flight.execution.take_calls(now);
             if calls.is_empty() {
                 break;
@@ -356,6 +347,13 @@ impl Flight {
         self.execution
             .on_call_answer(call.id, outcome, cache_control, now);
     }
+}
+
+/// The host's clock in milliseconds, never going back past `last` (a wall
+/// clock stepped back would stop every timeout).
+fn clock(last: &mut u64) -> u64 {
+    *last = (*last).max(host::now_ms());
+    *last
 }
 
 /// An `Age` header's seconds: a number too large is as old as can be
