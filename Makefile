@@ -154,6 +154,8 @@ oci-test: wasm debian-tools
 ## bench/results.svg and README.md's performance table
 # BENCH_SECONDS (default 5) and BENCH_CONNECTIONS (default 64) bound each run;
 # BENCH_ROUNDS (default 3) rounds run every row once (a row shows its median).
+# BENCH_ONLY=hot runs only the hot-key rows (coalescing, answer cache) and
+# writes target/envoy-e2e/bench/results-hot.md instead of the repository's files.
 # The ceiling filter (bench/ceiling) is built here only: it is never shipped.
 BENCH_CEILING_WASM := $(CURDIR)/target/$(WASM_TARGET)/release/bench_ceiling.wasm
 BENCH_ENGINE_OUTPUT := $(CURDIR)/target/bench-engine.txt

@@ -23,6 +23,20 @@ pub const MAX_MILLIS: u64 = 86_400_000;
 /// The default of `deadline_ms`: the longest a request may take in all.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Every top-level key of the configuration: Kong's `meta.json` schema
+/// must list each (a deploy test holds it), or Kong refuses it.
+pub const KEYS: [&str; 9] = [
+    "schema",
+    "upstreams",
+    "introspection",
+    "limits",
+    "deadline_ms",
+    "plan_cache_size",
+    "coalesce",
+    "answer_cache",
+    "persisted_queries",
+];
+
 /// The configuration as written by the user.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +51,13 @@ struct RawConfig {
     deadline_ms: Option<u64>,
     #[serde(default = "default_plan_cache_size")]
     plan_cache_size: usize,
+    /// `persisted_queries` (APQ and trusted documents).
+    #[serde(default)]
+    persisted_queries: crate::persisted::RawPersistedQueries,
+    #[serde(default = "yes")]
+    coalesce: bool,
+    #[serde(default)]
+    answer_cache: crate::answer_cache::AnswerCacheConfig,
 }
 
 fn default_plan_cache_size() -> usize {
@@ -65,6 +86,14 @@ struct RawUpstream {
     #[serde(default)]
     rename_headers: BTreeMap<String, String>,
     envelope: Option<RawEnvelope>,
+    cache: Option<RawCache>,
+}
+
+/// `cache` of an upstream, or of a field's `@http`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    ttl_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +179,14 @@ pub struct Gateway {
     pub deadline: Duration,
     /// How many distinct documents the plan cache keeps (0: no cache).
     pub plan_cache_size: usize,
+    /// Persisted queries: APQ registrations and the trusted documents'
+    /// manifest (`persisted_queries`).
+    pub persisted_queries: crate::persisted::PersistedQueries,
+    /// Whether an identical call already in flight for another request is
+    /// joined instead of sent again (`coalesce`).
+    pub coalesce: bool,
+    /// The bounds of the answer cache shared across requests and workers.
+    pub answer_cache: crate::answer_cache::AnswerCacheConfig,
     /// Problems that did not stop the configuration from loading; the adapter
     /// logs them.
     pub warnings: Vec<String>,
@@ -197,6 +234,12 @@ impl Gateway {
             Some(ms) => Duration::from_millis(ms),
             None => DEFAULT_DEADLINE,
         };
+        let persisted_queries = crate::persisted::PersistedQueries::load(
+            raw.persisted_queries,
+            &loaded.api,
+            &raw.limits,
+        )
+        .map_err(|e| ConfigError::Json(format!("persisted_queries: {e}")))?;
         let implementers = loaded.api.implementers_map();
         let mut forwarded_names = vec![crate::upstream::REQUEST_ID_HEADER.to_string()];
         for upstream in upstreams.values() {
@@ -232,9 +275,30 @@ impl Gateway {
             limits: raw.limits,
             deadline,
             plan_cache_size: raw.plan_cache_size,
+            persisted_queries,
+            coalesce: raw.coalesce,
+            answer_cache: checked_answer_cache(raw.answer_cache)?,
             warnings: loaded.warnings,
         })
     }
+}
+
+/// `answer_cache`, checked: a cache that is on keeps entries of a useful size.
+fn checked_answer_cache(
+    cache: crate::answer_cache::AnswerCacheConfig,
+) -> Result<crate::answer_cache::AnswerCacheConfig, ConfigError> {
+    if cache.max_bytes > 0 && cache.max_entry_bytes < 1024 {
+        return Err(ConfigError::Json(
+            "answer_cache.max_entry_bytes must be at least 1024 (or set answer_cache.max_bytes to 0 to turn the cache off)".into(),
+        ));
+    }
+    if cache.max_bytes > 0 && cache.max_bytes < cache.max_entry_bytes {
+        return Err(ConfigError::Json(format!(
+            "answer_cache.max_bytes ({}) is smaller than one entry (max_entry_bytes {}): the cache could keep nothing; set max_bytes to 0 to turn it off",
+            cache.max_bytes, cache.max_entry_bytes
+        )));
+    }
+    Ok(cache)
 }
 
 fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
@@ -381,6 +445,18 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         headers,
         rename_headers,
         envelope,
+        cache_ttl_ms: match raw.cache {
+            Some(RawCache { ttl_ms: 0 }) => {
+                return Err(problem(
+                    "`cache.ttl_ms` must be greater than 0 (leave `cache` out to follow the functions' cache-control)",
+                ))
+            }
+            Some(RawCache { ttl_ms }) if ttl_ms > MAX_MILLIS => {
+                return Err(problem("`cache.ttl_ms` must be at most 86400000 (24 hours)"))
+            }
+            Some(RawCache { ttl_ms }) => Some(ttl_ms),
+            None => None,
+        },
     })
 }
 
@@ -394,6 +470,58 @@ mod tests {
             "upstreams": { "fn": serde_json::from_str::<serde_json::Value>(upstream).unwrap() }
         })
         .to_string()
+    }
+
+    #[test]
+    fn every_key_is_known_and_no_other() {
+        let values = serde_json::json!({
+            "schema": "type Query { a: String @http(upstream: \"fn\", path: \"/a\") }",
+            "upstreams": {"fn": {"target": "fn", "cache": {"ttl_ms": 1000}}},
+            "introspection": false,
+            "limits": {},
+            "deadline_ms": 1000,
+            "plan_cache_size": 1,
+            "coalesce": false,
+            "answer_cache": {"max_bytes": 65536, "max_entry_bytes": 4096},
+            "persisted_queries": {},
+        });
+        let keys: Vec<&str> = values
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, KEYS);
+        let gateway = Gateway::from_json(&values.to_string()).unwrap();
+        assert!(!gateway.coalesce);
+        assert_eq!(gateway.answer_cache.slots(), 16);
+        assert_eq!(gateway.upstreams["fn"].cache_ttl_ms, Some(1000));
+        let mut unknown = values.clone();
+        unknown["cache"] = serde_json::json!({});
+        assert!(Gateway::from_json(&unknown.to_string()).is_err());
+        for (setting, problem) in [
+            (
+                serde_json::json!({"max_bytes": 4096, "max_entry_bytes": 100}),
+                "at least 1024",
+            ),
+            (
+                serde_json::json!({"max_bytes": 2048, "max_entry_bytes": 4096}),
+                "smaller than one entry",
+            ),
+        ] {
+            let mut bad = values.clone();
+            bad["answer_cache"] = setting;
+            let error = Gateway::from_json(&bad.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(problem), "{error}");
+        }
+        let mut bad = values.clone();
+        bad["upstreams"]["fn"]["cache"] = serde_json::json!({"ttl_ms": 0});
+        let error = Gateway::from_json(&bad.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cache.ttl_ms"), "{error}");
     }
 
     #[test]

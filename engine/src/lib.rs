@@ -34,6 +34,7 @@
 
 pub mod abstract_type;
 pub mod answer;
+pub mod answer_cache;
 pub mod arguments;
 pub mod cache_control;
 pub mod config;
@@ -43,6 +44,7 @@ pub mod fetched;
 pub mod hashing;
 pub mod key_path;
 pub mod limits;
+pub mod persisted;
 pub mod plan;
 pub mod plan_cache;
 pub mod reply;

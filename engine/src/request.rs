@@ -1,6 +1,6 @@
 //! GraphQL over HTTP: turning the client's HTTP request into a GraphQL
-//! request (`query`, `variables`, `operationName`), and choosing the
-//! response's media type.
+//! request (`query`, `variables`, `operationName`, and the persisted-query
+//! hash of `extensions`), and choosing the response's media type.
 
 use apollo_compiler::response::{JsonMap, JsonValue};
 use serde_json::value::RawValue;
@@ -45,8 +45,12 @@ impl HttpRequest {
 /// have no escapes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GraphQLRequest<'a> {
-    /// The GraphQL document.
-    pub query: Cow<'a, str>,
+    /// The GraphQL document; absent when the request names it by its
+    /// persisted-query hash alone.
+    pub query: Option<Cow<'a, str>>,
+    /// `extensions.persistedQuery.sha256Hash` (Apollo's persisted queries,
+    /// version 1), decoded.
+    pub persisted: Option<crate::persisted::Hash>,
     /// Which operation of the document to run.
     pub operation_name: Option<Cow<'a, str>>,
     /// Raw (not yet coerced) variable values.
@@ -68,7 +72,7 @@ pub enum RequestError {
     BodyNotJson(String),
     /// The body is JSON, but not an object.
     BodyNotObject,
-    /// No `query` parameter.
+    /// No `query` parameter (and no persisted-query hash).
     MissingQuery,
     /// A parameter of the wrong type.
     BadParameter {
@@ -99,7 +103,10 @@ impl fmt::Display for RequestError {
             ),
             RequestError::BodyNotJson(e) => write!(f, "the request body is not valid JSON: {e}"),
             RequestError::BodyNotObject => write!(f, "the request body must be a JSON object"),
-            RequestError::MissingQuery => write!(f, "the request has no `query`"),
+            RequestError::MissingQuery => write!(
+                f,
+                "the request has no `query` (nor an `extensions.persistedQuery` hash)"
+            ),
             RequestError::BadParameter { name, expected } => {
                 write!(f, "`{name}` must be {expected}")
             }
@@ -151,6 +158,8 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError>
         operation_name: Option<&'a RawValue>,
         #[serde(borrow)]
         variables: Option<&'a RawValue>,
+        #[serde(borrow)]
+        extensions: Option<&'a RawValue>,
     }
     let starts_as_object = request
         .body
@@ -174,11 +183,18 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError>
         #[serde(borrow, rename = "operationName")]
         operation_name: Option<Text<'a>>,
         variables: Option<JsonMap>,
+        #[serde(borrow)]
+        extensions: Option<&'a RawValue>,
     }
     if let Ok(usual) = serde_json::from_slice::<Usual<'_>>(&request.body) {
-        let query = usual.query.ok_or(RequestError::MissingQuery)?.0;
+        let query = usual.query.map(|query| query.0);
+        let persisted = persisted_of(usual.extensions, query.is_some())?;
+        if query.is_none() && persisted.is_none() {
+            return Err(RequestError::MissingQuery);
+        }
         return Ok(GraphQLRequest {
             query,
+            persisted,
             operation_name: usual.operation_name.map(|name| name.0),
             variables: usual.variables.unwrap_or_default(),
             read_only: false,
@@ -187,13 +203,14 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError>
     let body: Body<'_> = serde_json::from_slice(&request.body)
         .map_err(|e| RequestError::BodyNotJson(e.to_string()))?;
     let is_null = |raw: &Option<&RawValue>| raw.is_none_or(|r| r.get() == "null");
-    if is_null(&body.query) {
+    let query = match body.query {
+        raw if is_null(&raw) => None,
+        raw => Some(raw.and_then(text).ok_or_else(|| bad("query", "a string"))?),
+    };
+    let persisted = persisted_of(body.extensions, query.is_some())?;
+    if query.is_none() && persisted.is_none() {
         return Err(RequestError::MissingQuery);
     }
-    let query = body
-        .query
-        .and_then(text)
-        .ok_or_else(|| bad("query", "a string"))?;
     let operation_name = match body.operation_name {
         raw if is_null(&raw) => None,
         raw => Some(
@@ -209,10 +226,74 @@ fn parse_post(request: &HttpRequest) -> Result<GraphQLRequest<'_>, RequestError>
     };
     Ok(GraphQLRequest {
         query,
+        persisted,
         operation_name,
         variables,
         read_only: false,
     })
+}
+
+/// The persisted-query hash of a request's `extensions`, if any. With a
+/// `query`, `extensions` that are not a well-formed persisted query are
+/// ignored, as they always were (and as Apollo Router ignores a hash that
+/// is not hex): the request runs its `query`. Without one, they are the
+/// request's error.
+fn persisted_of(
+    extensions: Option<&RawValue>,
+    has_query: bool,
+) -> Result<Option<crate::persisted::Hash>, RequestError> {
+    match extensions.map(persisted_hash) {
+        None => Ok(None),
+        Some(Err(_)) if has_query => Ok(None),
+        Some(result) => result,
+    }
+}
+
+/// The persisted-query hash of a request's `extensions` (raw JSON):
+/// `{"persistedQuery": {"version": 1, "sha256Hash": "<64 hex digits>"}}`.
+/// `extensions` may be null, and may hold other members (ignored).
+fn persisted_hash(raw: &RawValue) -> Result<Option<crate::persisted::Hash>, RequestError> {
+    #[derive(serde::Deserialize)]
+    struct Extensions<'a> {
+        #[serde(borrow, rename = "persistedQuery")]
+        persisted_query: Option<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PersistedQuery<'a> {
+        version: Option<serde_json::Value>,
+        #[serde(borrow, rename = "sha256Hash")]
+        sha256_hash: Option<Text<'a>>,
+    }
+    if raw.get() == "null" {
+        return Ok(None);
+    }
+    let extensions: Extensions<'_> =
+        serde_json::from_str(raw.get()).map_err(|_| bad("extensions", "an object or null"))?;
+    let Some(persisted) = extensions.persisted_query.filter(|p| p.get() != "null") else {
+        return Ok(None);
+    };
+    let persisted: PersistedQuery<'_> = serde_json::from_str(persisted.get()).map_err(|_| {
+        bad(
+            "extensions.persistedQuery",
+            "an object {\"version\": 1, \"sha256Hash\": \"<SHA-256 of the query, in hex>\"}",
+        )
+    })?;
+    if persisted.version.and_then(|v| v.as_u64()) != Some(1) {
+        return Err(bad(
+            "extensions.persistedQuery.version",
+            "1 (the only version of persisted queries)",
+        ));
+    }
+    persisted
+        .sha256_hash
+        .and_then(|hash| crate::persisted::parse_hash(&hash.0))
+        .map(Some)
+        .ok_or_else(|| {
+            bad(
+                "extensions.persistedQuery.sha256Hash",
+                "the SHA-256 of the query in hex (64 digits)",
+            )
+        })
 }
 
 /// A JSON string's text, borrowed from the body when it has no escapes
@@ -256,14 +337,20 @@ fn parse_get(path: &str) -> Result<GraphQLRequest<'static>, RequestError> {
         read_only: true,
         ..GraphQLRequest::default()
     };
-    let mut has_query = false;
+    // Read once every parameter is known: malformed extensions matter only
+    // without a `query`.
+    let mut extensions = None;
     for pair in query_string.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = decode(value);
         match decode(name).as_str() {
-            "query" => {
-                request.query = Cow::Owned(value);
-                has_query = true;
+            "query" => request.query = Some(Cow::Owned(value)),
+            "extensions" if !value.is_empty() => {
+                extensions = Some(
+                    serde_json::from_str::<&RawValue>(&value)
+                        .map(persisted_hash)
+                        .unwrap_or_else(|_| Err(bad("extensions", "a JSON object"))),
+                );
             }
             "operationName" if !value.is_empty() => {
                 request.operation_name = Some(Cow::Owned(value))
@@ -276,7 +363,12 @@ fn parse_get(path: &str) -> Result<GraphQLRequest<'static>, RequestError> {
             _ => {}
         }
     }
-    if !has_query {
+    request.persisted = match extensions {
+        None => None,
+        Some(Err(_)) if request.query.is_some() => None,
+        Some(result) => result?,
+    };
+    if request.query.is_none() && request.persisted.is_none() {
         return Err(RequestError::MissingQuery);
     }
     Ok(request)
@@ -336,7 +428,8 @@ mod tests {
     fn post(body: &str) -> Result<GraphQLRequest<'static>, RequestError> {
         let request = HttpRequest::post_json(body.as_bytes().to_vec());
         parse(&request).map(|r| GraphQLRequest {
-            query: Cow::Owned(r.query.into_owned()),
+            query: r.query.map(|q| Cow::Owned(q.into_owned())),
+            persisted: r.persisted,
             operation_name: r.operation_name.map(|n| Cow::Owned(n.into_owned())),
             variables: r.variables,
             read_only: r.read_only,
@@ -347,7 +440,7 @@ mod tests {
     fn reads_a_json_post() {
         let r =
             post(r#"{"query": "{ a }", "variables": {"x": 1}, "operationName": "Op"}"#).unwrap();
-        assert_eq!(r.query, "{ a }");
+        assert_eq!(r.query.as_deref(), Some("{ a }"));
         assert_eq!(r.operation_name.as_deref(), Some("Op"));
         assert_eq!(r.variables.get("x"), Some(&JsonValue::from(1)));
     }
@@ -358,10 +451,10 @@ mod tests {
             br#"{"query": "{ a }", "operationName": "Op", "extensions": {}}"#.to_vec(),
         );
         let parsed = parse(&request).unwrap();
-        assert!(matches!(parsed.query, Cow::Borrowed("{ a }")));
+        assert!(matches!(parsed.query, Some(Cow::Borrowed("{ a }"))));
         assert!(matches!(parsed.operation_name, Some(Cow::Borrowed("Op"))));
         let escaped = HttpRequest::post_json(br#"{"query": "{ \u0061 }"}"#.to_vec());
-        assert!(matches!(parse(&escaped).unwrap().query, Cow::Owned(q) if q == "{ a }"));
+        assert!(matches!(parse(&escaped).unwrap().query, Some(Cow::Owned(q)) if q == "{ a }"));
         assert_eq!(post(r#"{"query": null}"#), Err(RequestError::MissingQuery));
         assert_eq!(
             post(r#"{"query": "{a}", "variables": null, "operationName": null}"#)
@@ -384,7 +477,7 @@ mod tests {
             Err(bad("operationName", "a string or null"))
         );
         let escaped = post(r#"{"query": "{\n a }", "variables": null}"#).unwrap();
-        assert_eq!(escaped.query, "{\n a }");
+        assert_eq!(escaped.query.as_deref(), Some("{\n a }"));
         assert_eq!(post(r#"{"query": 1}"#), Err(bad("query", "a string")));
         assert_eq!(
             post(r#"{"query": "{a}", "variables": []}"#),
@@ -403,9 +496,112 @@ mod tests {
             ..HttpRequest::default()
         };
         let r = parse(&request).unwrap();
-        assert_eq!(r.query, "{ a }");
+        assert_eq!(r.query.as_deref(), Some("{ a }"));
         assert!(r.read_only);
         assert_eq!(r.variables.get("x"), Some(&JsonValue::from(1)));
+    }
+
+    const HASH: &str = "ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38";
+
+    fn hash() -> crate::persisted::Hash {
+        crate::persisted::parse_hash(HASH).unwrap()
+    }
+
+    #[test]
+    fn reads_a_persisted_query_hash_from_a_post() {
+        let only_hash = format!(
+            r#"{{"extensions": {{"persistedQuery": {{"version": 1, "sha256Hash": "{HASH}"}}}}}}"#
+        );
+        let r = post(&only_hash).unwrap();
+        assert_eq!((r.query, r.persisted), (None, Some(hash())));
+        let both = format!(
+            r#"{{"query": "{{__typename}}", "extensions": {{"persistedQuery": {{"version": 1, "sha256Hash": "{}"}}, "other": 1}}}}"#,
+            HASH.to_uppercase()
+        );
+        let r = post(&both).unwrap();
+        assert_eq!(r.query.as_deref(), Some("{__typename}"));
+        assert_eq!(r.persisted, Some(hash()), "either case");
+        // The slow path (an escaped operation name) reads it too.
+        let slow = format!(
+            r#"{{"query": null, "operationName": 1, "extensions": {{"persistedQuery": {{"version": 1, "sha256Hash": "{HASH}"}}}}}}"#
+        );
+        assert_eq!(post(&slow), Err(bad("operationName", "a string or null")));
+        let slow = format!(
+            r#"{{"query": null, "variables": {{"x": [1,]}}, "extensions": {{"persistedQuery": {{"version": 1, "sha256Hash": "{HASH}"}}}}}}"#
+        );
+        assert!(matches!(post(&slow), Err(RequestError::BodyNotJson(_))));
+        assert_eq!(
+            post(r#"{"query": "{a}", "extensions": null}"#)
+                .unwrap()
+                .persisted,
+            None
+        );
+        assert_eq!(
+            post(r#"{"extensions": {"persistedQuery": null}}"#),
+            Err(RequestError::MissingQuery)
+        );
+    }
+
+    #[test]
+    fn refuses_a_malformed_persisted_query() {
+        let with = |persisted: &str| {
+            post(&format!(
+                r#"{{"extensions": {{"persistedQuery": {persisted}}}}}"#
+            ))
+        };
+        let e = with(r#"{"version": 2, "sha256Hash": "ab"}"#).unwrap_err();
+        assert!(e.to_string().contains("version"), "{e}");
+        let e = with(r#"{"version": 1, "sha256Hash": "abc"}"#).unwrap_err();
+        assert!(e.to_string().contains("sha256Hash"), "{e}");
+        let e = with(r#"{"version": 1}"#).unwrap_err();
+        assert!(e.to_string().contains("sha256Hash"), "{e}");
+        let e = with("[]").unwrap_err();
+        assert!(e.to_string().contains("extensions.persistedQuery"), "{e}");
+        let e = post(r#"{"extensions": 1}"#).unwrap_err();
+        assert_eq!(e, bad("extensions", "an object or null"));
+        assert_eq!(e.status(), 400);
+        // With a `query`, malformed extensions are ignored (as before
+        // persisted queries, and as Apollo Router does).
+        for extensions in [
+            "1",
+            r#"{"persistedQuery": {"version": 1, "sha256Hash": "abc"}}"#,
+            r#"{"persistedQuery": {"version": 2}}"#,
+        ] {
+            let r = post(&format!(
+                r#"{{"query": "{{a}}", "extensions": {extensions}}}"#
+            ))
+            .unwrap();
+            assert_eq!((r.query.as_deref(), r.persisted), (Some("{a}"), None));
+        }
+    }
+
+    #[test]
+    fn reads_a_persisted_query_hash_from_a_get() {
+        let extensions = format!(r#"{{"persistedQuery":{{"version":1,"sha256Hash":"{HASH}"}}}}"#);
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(&extensions, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        let get = |path: String| parse_get(&path);
+        let r = get(format!("/graphql?extensions={encoded}&variables=%7B%7D")).unwrap();
+        assert_eq!(
+            (r.query, r.persisted, r.read_only),
+            (None, Some(hash()), true)
+        );
+        let r = get(format!("/graphql?query=%7Ba%7D&extensions={encoded}")).unwrap();
+        assert_eq!(
+            (r.query.as_deref(), r.persisted),
+            (Some("{a}"), Some(hash()))
+        );
+        assert_eq!(
+            get("/graphql?extensions=%7B%7D".into()),
+            Err(RequestError::MissingQuery)
+        );
+        assert_eq!(
+            get("/graphql?extensions=nope".into()),
+            Err(bad("extensions", "a JSON object"))
+        );
+        let r = get("/graphql?extensions=nope&query=%7Ba%7D".into()).unwrap();
+        assert_eq!((r.query.as_deref(), r.persisted), (Some("{a}"), None));
     }
 
     #[test]

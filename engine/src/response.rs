@@ -157,6 +157,49 @@ pub fn limit_exceeded(exceeded: &LimitExceeded, status: u16, media: ResponseMedi
     reply
 }
 
+/// The reply for a request whose persisted query is not run (see
+/// [`crate::persisted`]): one error, Apollo's message and code, no `data`.
+///
+/// The status follows the rule of every request error here, which both
+/// GraphQL over HTTP and the APQ clients accept:
+///
+/// * under `application/json`, **200**: GraphQL over HTTP answers a
+///   request the server understood with 200 under that media type, and
+///   it is what Apollo Server and Apollo Router send for
+///   `PersistedQueryNotFound`, so older APQ clients (which read GraphQL
+///   errors only from a 2xx) retry with the document;
+/// * under `application/graphql-response+json` (what Apollo Client 4 asks
+///   for first), the reply has no `data`, so GraphQL over HTTP wants a
+///   4xx: **404** for a hash the gateway does not know
+///   (`PERSISTED_QUERY_NOT_FOUND`, `PERSISTED_QUERY_NOT_IN_LIST`, as
+///   Apollo Router answers unknown ids), **403** for a document it will
+///   not run (`QUERY_NOT_IN_SAFELIST`), **400** for the rest
+///   (`PERSISTED_QUERY_NOT_SUPPORTED`, `PERSISTED_QUERY_HASH_MISMATCH`).
+///   Apollo Client 4 reads the errors of a `graphql-response+json` reply
+///   whatever its status (and its persisted-queries link reads them from
+///   the body of a non-2xx `application/json` one too), so the
+///   not-found round trip works either way.
+///
+/// The caller adds `cache-control: no-store`, as to every refusal: a
+/// not-found reply must not outlive the registration that follows it.
+pub fn persisted_refusal(refusal: &crate::persisted::Refusal, media: ResponseMedia) -> Reply {
+    let mut extensions = JsonMap::new();
+    extensions.insert("code", JsonValue::from(refusal.code()));
+    let error = GraphQLError {
+        message: refusal.to_string(),
+        locations: Vec::new(),
+        path: Vec::new(),
+        extensions,
+    };
+    let mut out = JsonMap::new();
+    out.insert("errors", to_json(&vec![error]));
+    let status = match media {
+        ResponseMedia::Json => 200,
+        ResponseMedia::GraphQLResponseJson => refusal.status(),
+    };
+    json_reply(status, &JsonValue::Object(out), media)
+}
+
 /// The reply for a mutation sent with GET.
 pub fn mutation_over_get(media: ResponseMedia) -> Reply {
     let mut reply = graphql_error(

@@ -33,7 +33,15 @@ directive @http(
   select: String
   "Whether identical calls of one request may share one answer. GET calls always do; other methods only with `dedupe: true`. Mutation root fields never do: each one runs."
   dedupe: Boolean
+  "Keep this field's answers in the answer cache shared across requests for `ttl_ms`, whatever their `cache-control` allows (but `no-store`, `no-cache`, `private`)."
+  cache: HttpCache
 ) on FIELD_DEFINITION
+
+"How long a field's answers are kept."
+input HttpCache {
+  "Milliseconds, 1 to 86400000."
+  ttl_ms: Int!
+}
 
 "Read this field from another key of the parent object: `user_name`, or a nested `address.city`."
 directive @from(
@@ -109,6 +117,9 @@ pub struct Resolver {
     /// GET, for other methods only with `dedupe: true`. Mutation root
     /// fields are never de-duplicated, whatever this says.
     pub dedupe: bool,
+    /// `@http(cache: {ttl_ms})`: how long answers are kept in the answer
+    /// cache; `None`: as the upstream says.
+    pub cache_ttl_ms: Option<u64>,
 }
 
 /// The batch form of a resolver: one call for many parents.
@@ -505,7 +516,26 @@ fn resolver(
             None => Vec::new(),
         },
         dedupe,
+        cache_ttl_ms: cache_ttl(directive)?,
     })
+}
+
+/// `@http(cache: {ttl_ms})`, checked.
+fn cache_ttl(directive: &apollo_compiler::ast::Directive) -> Result<Option<u64>, String> {
+    let Some(Value::Object(entries)) = directive
+        .specified_argument_by_name("cache")
+        .map(|v| v.as_ref())
+    else {
+        return Ok(None);
+    };
+    let ttl = entries
+        .iter()
+        .find(|(name, _)| name == "ttl_ms")
+        .and_then(|(_, value)| value.to_i32());
+    match ttl {
+        Some(ms) if ms > 0 && (ms as u64) <= crate::config::MAX_MILLIS => Ok(Some(ms as u64)),
+        _ => Err("`cache: {ttl_ms}` must be between 1 and 86400000 milliseconds".into()),
+    }
 }
 
 fn batch(entries: &[(Name, Node<Value>)]) -> Result<Batch, String> {

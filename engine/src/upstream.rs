@@ -34,6 +34,10 @@ pub struct Upstream {
     pub rename_headers: Vec<(String, String)>,
     /// How the functions wrap their answers, if they do.
     pub envelope: Option<Envelope>,
+    /// How long answers are kept in the answer cache (`cache.ttl_ms`),
+    /// whatever their `cache-control` allows (but `no-store`, `no-cache`
+    /// and `private`); `None`: as their `cache-control` says.
+    pub cache_ttl_ms: Option<u64>,
 }
 
 /// A platform's answer envelope, e.g. `{"code": 0, "msg": "ok", "data": {...}}`:

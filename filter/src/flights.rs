@@ -11,9 +11,10 @@
 //! timeout (measured).
 
 use super::host;
-use super::metrics::Metrics;
+use super::metrics::{CacheEvent, Metrics};
+use graphql_aggregator_engine::answer_cache::{self, Stored};
 use graphql_aggregator_engine::config::Gateway;
-use graphql_aggregator_engine::execute::{CallId, Execution};
+use graphql_aggregator_engine::execute::{CallId, Execution, PendingCall};
 use graphql_aggregator_engine::response::Reply;
 use graphql_aggregator_engine::upstream::{CallFailure, CallOutcome};
 use log::{error, warn};
@@ -32,8 +33,8 @@ pub const TICK_MS: u32 = 50;
 /// at least (a tenth of the timeout, at most).
 const TIMER_SLACK_MS: u64 = 10;
 
-/// A call in flight: the engine's id, where it went, when it left and how
-/// long it may take.
+/// A request's view of a call in flight: the engine's id, where it went,
+/// when the request started waiting for it and how long it may wait.
 struct InFlight {
     id: CallId,
     upstream: Arc<str>,
@@ -48,25 +49,53 @@ struct Flight {
     gateway: Arc<Gateway>,
     metrics: Rc<RefCell<Metrics>>,
     execution: Execution,
-    /// Calls in flight, by the host's token.
+    /// The calls it waits for, by the host's token.
     calls: HashMap<u32, InFlight>,
 }
 
-/// Every request under way in this VM, by http context id, and which
-/// request each call token belongs to.
+/// A call the host has in flight, and the requests waiting for its answer.
+struct Outgoing {
+    /// The http contexts waiting, the one that sent it first. Empty once
+    /// they all gave up: on Envoy the call still runs and later requests
+    /// may join it; an answer nobody waits for is dropped (only an engine
+    /// can tell whether it is data worth keeping).
+    waiting: Vec<u32>,
+    sent_ms: u64,
+    timeout_ms: u64,
+    /// For a call other requests may share: its identity.
+    shared: Option<SharedCall>,
+}
+
+/// The identity and caching rules of a call other requests may share.
+struct SharedCall {
+    /// [`answer_cache::call_key`].
+    key: Rc<[u8]>,
+    /// The configured lifetime in the answer cache, if any.
+    ttl_ms: Option<u64>,
+    /// Whether it carries `authorization`.
+    authorized: bool,
+    /// Whether other requests may join it while it is in flight.
+    joinable: bool,
+}
+
+/// Every request under way in this VM, by http context id, and every call
+/// the host has in flight for them.
 #[derive(Default)]
 pub struct Flights {
     by_context: HashMap<u32, Flight>,
-    context_of_token: HashMap<u32, u32>,
-    /// Whether the host lets the root context act for a request
-    /// (`proxy_set_effective_context`), so that the tick may answer it.
+    outgoing: HashMap<u32, Outgoing>,
+    /// Calls in flight that other requests may join, by identity.
+    joinable: HashMap<Rc<[u8]>, u32>,
+    /// Whether the host lets the filter act for a request from another
+    /// context (`proxy_set_effective_context`): the tick may answer a
+    /// request, and an answer may be handed to every request that joined
+    /// its call.
     can_act_for_requests: bool,
     /// The latest time read: the filter's clock never goes back.
     last_now: u64,
     /// Lines about failed calls, rationed.
     log_budget: LogBudget,
 }
-
 /// A ration of log lines about failed calls: functions failing under load
 /// (or a client that makes them fail) must not flood the gateway's log.
 #[derive(Default)]
@@ -122,21 +151,29 @@ pub fn with<R>(flights: &SharedFlights, f: impl FnOnce(&mut Flights) -> R) -> Op
 }
 
 impl Flights {
-    /// Asks the host, once per plugin from its root context, whether the tick
-    /// may act for a request. Envoy refuses to make an unknown context
-    /// effective (BadArgument), which shows that it switches contexts;
-    /// ngx_wasm_module (Kong 3.9) accepts anything because its
-    /// `proxy_set_effective_context` does nothing, and a local reply sent
-    /// from the tick there would act on no request at all (its source: a
-    /// null request context). Only a host that refuses is trusted.
+    /// Asks the host, once per plugin from its root context, whether the
+    /// filter may act for a request from another context. Envoy refuses to
+    /// make an unknown context effective (BadArgument), which shows that it
+    /// switches contexts; ngx_wasm_module (Kong 3.9) accepts anything
+    /// because its `proxy_set_effective_context` does nothing, and a local
+    /// reply sent from elsewhere would act on no request at all (its
+    /// source: a null request context). Only a host that refuses is
+    /// trusted: elsewhere neither the tick nor in-flight coalescing acts.
     pub fn probe_host(&mut self) {
         self.can_act_for_requests = host::set_effective_context(u32::MAX).is_err();
         if !self.can_act_for_requests {
             log::info!(
-                "graphql-aggregator: this host cannot answer a request from a timer: \
-                 deadlines hold through its own call timeouts only"
+                "graphql-aggregator: this host cannot act for a request from another context: \
+                 deadlines hold through its own call timeouts only, and identical calls of \
+                 concurrent requests are not joined (the answer cache still serves them)"
             );
         }
+    }
+
+    /// Whether the host lets the filter act for a request from another
+    /// context: Envoy does, Kong does not (see [`Flights::probe_host`]).
+    pub fn acts_for_requests(&self) -> bool {
+        self.can_act_for_requests
     }
 
     /// Runs a started execution: dispatches its calls, or replies at once.
@@ -161,45 +198,88 @@ impl Flights {
         self.drive(context_id);
     }
 
-    /// A call's answer (or failure), read from the host in the callback
-    /// of `token`. Unknown tokens (a request already answered) are ignored.
+    /// A call's answer (or failure), read from the host in the callback of
+    /// `token` and handed to every request waiting for it; kept in the
+    /// answer cache when its call may be shared, an engine took it as
+    /// data, and its caching rules allow. Unknown tokens are ignored.
     pub fn on_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
-        let Some(context_id) = self.context_of_token.remove(&token) else {
+        let Some(outgoing) = self.outgoing.remove(&token) else {
             return;
         };
-        let Some(flight) = self.by_context.get_mut(&context_id) else {
-            return;
-        };
-        let Some(call) = flight.calls.remove(&token) else {
+        if let Some(shared) = &outgoing.shared {
+            if self.joinable.get(&shared.key[..]) == Some(&token) {
+                self.joinable.remove(&shared.key[..]);
+            }
+        }
+        let waiting: Vec<u32> = outgoing
+            .waiting
+            .iter()
+            .copied()
+            .filter(|c| {
+                self.by_context
+                    .get(c)
+                    .is_some_and(|f| f.calls.contains_key(&token))
+            })
+            .collect();
+        let Some((gateway, metrics)) = waiting
+            .first()
+            .and_then(|c| self.by_context.get(c))
+            .map(|f| (f.gateway.clone(), f.metrics.clone()))
+        else {
             return;
         };
         let now = clock(&mut self.last_now);
-        let max_body = flight.gateway.limits.max_response_bytes;
-        let elapsed = now.saturating_sub(call.sent_ms);
+        let elapsed = now.saturating_sub(outgoing.sent_ms);
         // The host's timer may fire before the filter's clock reads the
         // timeout: its clock is another one, read at other moments (seen
         // under load on Envoy: a reset at the 250 ms timeout read as 240 ms).
-        let slack = (call.timeout_ms / 10).max(TIMER_SLACK_MS);
-        let at_timeout = elapsed.saturating_add(slack) >= call.timeout_ms;
+        let slack = (outgoing.timeout_ms / 10).max(TIMER_SLACK_MS);
+        let at_timeout = elapsed.saturating_add(slack) >= outgoing.timeout_ms;
+        let max_body = gateway.limits.max_response_bytes;
         let outcome = call_outcome(num_headers, body_size, max_body, at_timeout);
         let cache_control = match outcome {
             CallOutcome::Response { .. } => answer_cache_control(),
             CallOutcome::Failed(_) => None,
         };
-        flight.finish_call(
-            &call,
-            outcome,
-            cache_control.as_deref(),
-            now,
-            &mut self.log_budget,
-        );
-        // A call dispatched from the tick answers through the root context:
-        // act for its request again.
-        if self.can_act_for_requests && host::set_effective_context(context_id).is_err() {
-            self.forget(context_id);
-            return;
+        let entry = outgoing.shared.as_ref().and_then(|shared| {
+            cache_entry(&gateway, shared, &outcome, cache_control.as_deref(), now)
+        });
+        let mut outcome = Some(outcome);
+        let mut is_data = false;
+        for (index, context_id) in waiting.iter().enumerate() {
+            let Some(flight) = self.by_context.get_mut(context_id) else {
+                continue;
+            };
+            let Some(call) = flight.calls.remove(&token) else {
+                continue;
+            };
+            // The last waiter takes the answer; the others get a copy.
+            let this = if index + 1 == waiting.len() {
+                outcome.take()
+            } else {
+                outcome.clone()
+            };
+            let Some(this) = this else { continue };
+            is_data |= flight.finish_call(
+                &call,
+                this,
+                cache_control.as_deref(),
+                now,
+                &mut self.log_budget,
+            );
         }
-        self.drive(context_id);
+        if let (true, Some((slot, entry))) = (is_data, entry) {
+            store(&metrics, &slot, &entry, now);
+        }
+        for context_id in waiting {
+            // Act for each request in turn (a call dispatched from the tick,
+            // or joined by several requests, answers in another context).
+            if self.can_act_for_requests && host::set_effective_context(context_id).is_err() {
+                self.forget(context_id);
+                continue;
+            }
+            self.drive(context_id);
+        }
     }
 
     /// The tick: calls past their timeout fail as timed out, requests past
@@ -211,7 +291,8 @@ impl Flights {
         }
         let now = clock(&mut self.last_now);
         let mut due = Vec::new();
-        let context_of_token = &mut self.context_of_token;
+        let outgoing = &mut self.outgoing;
+        let joinable = &mut self.joinable;
         let log_budget = &mut self.log_budget;
         for (context_id, flight) in &mut self.by_context {
             let late: Vec<u32> = flight
@@ -221,8 +302,16 @@ impl Flights {
                 .map(|(token, _)| *token)
                 .collect();
             for token in &late {
-                // Its answer, if it still comes, is ignored.
-                context_of_token.remove(token);
+                // This request stops waiting; the call may still answer the
+                // others, but no request joins it any more.
+                if let Some(out) = outgoing.get_mut(token) {
+                    out.waiting.retain(|c| c != context_id);
+                    if let Some(shared) = &out.shared {
+                        if joinable.get(&shared.key[..]) == Some(token) {
+                            joinable.remove(&shared.key[..]);
+                        }
+                    }
+                }
                 if let Some(call) = flight.calls.remove(token) {
                     let outcome = CallOutcome::Failed(CallFailure::Timeout);
                     flight.finish_call(&call, outcome, None, now, log_budget);
@@ -245,84 +334,170 @@ impl Flights {
     }
 
     /// The request of `context_id` ended (answered, or the client left):
-    /// its answers, if any still come, are ignored.
+    /// its answers, if any still come, go to the other requests waiting
+    /// for them, or nowhere.
     pub fn forget(&mut self, context_id: u32) {
-        if let Some(flight) = self.by_context.remove(&context_id) {
-            for token in flight.calls.keys() {
-                self.context_of_token.remove(token);
+        let Some(flight) = self.by_context.remove(&context_id) else {
+            return;
+        };
+        for token in flight.calls.keys() {
+            let Some(out) = self.outgoing.get_mut(token) else {
+                continue;
+            };
+            out.waiting.retain(|c| *c != context_id);
+            // Where the host cancels a request's calls with it (Kong),
+            // nothing will answer: the call is gone.
+            if out.waiting.is_empty() && !self.can_act_for_requests {
+                if let Some(gone) = self.outgoing.remove(token) {
+                    if let Some(shared) = gone.shared {
+                        if self.joinable.get(&shared.key[..]) == Some(token) {
+                            self.joinable.remove(&shared.key[..]);
+                        }
+                    }
+                }
             }
         }
     }
 
     /// Dispatches whatever the engine wants called; replies once it is done.
     fn drive(&mut self, context_id: u32) {
-        let Some(flight) = self.by_context.get_mut(&context_id) else {
-            return;
-        };
         loop {
             let now = clock(&mut self.last_now);
+            let Some(flight) = self.by_context.get_mut(&context_id) else {
+                return;
+            };
             let calls = flight.execution.take_calls(now);
             if calls.is_empty() {
                 break;
             }
             for call in calls {
-                let request = &call.request;
-                let dispatched = proxy_wasm::hostcalls::dispatch_http_call(
-                    &request.target,
-                    request.host_headers(),
-                    request.body.as_deref(),
-                    Vec::new(),
-                    Duration::from_millis(request.timeout_ms),
-                );
-                match dispatched {
-                    Ok(token) => {
-                        self.context_of_token.insert(token, context_id);
-                        flight.calls.insert(
-                            token,
-                            InFlight {
-                                id: call.id,
-                                upstream: request.upstream.clone(),
-                                path: request.path.clone(),
-                                sent_ms: now,
-                                timeout_ms: request.timeout_ms,
-                            },
-                        );
-                    }
-                    Err(status) => {
-                        let reason = format!(
-                            "the gateway refused to call {} ({status:?})",
-                            request.target
-                        );
-                        if self.log_budget.allows(now) {
-                            warn!(
-                                "graphql-aggregator: request {}: {reason}",
-                                flight.request_id
-                            );
-                        }
-                        flight
-                            .metrics
-                            .borrow_mut()
-                            .call(&request.upstream, "rejected", 0);
-                        flight.execution.on_call_outcome(
-                            call.id,
-                            CallOutcome::Failed(CallFailure::Rejected(reason)),
-                            now,
-                        );
-                    }
-                }
+                self.send_call(context_id, call, now);
             }
         }
+        let Some(flight) = self.by_context.get_mut(&context_id) else {
+            return;
+        };
         if let Some(reply) = flight.execution.reply() {
             let (request_id, metrics) = (flight.request_id.clone(), flight.metrics.clone());
             self.forget(context_id);
             send(&request_id, &metrics, reply);
         }
     }
+
+    /// One call of the request of `context_id`: answered from the answer
+    /// cache, joined to an identical call in flight, or dispatched.
+    fn send_call(&mut self, context_id: u32, call: PendingCall, now: u64) {
+        let Some(flight) = self.by_context.get_mut(&context_id) else {
+            return;
+        };
+        let request = &call.request;
+        let gateway = &flight.gateway;
+        let joinable = gateway.coalesce && self.can_act_for_requests;
+        let shared = call
+            .shareable
+            .filter(|_| joinable || gateway.answer_cache.is_on())
+            .map(|shareable| SharedCall {
+                key: answer_cache::call_key(request).into(),
+                ttl_ms: shareable.ttl_ms,
+                authorized: answer_cache::is_authorized(request),
+                joinable,
+            });
+        let in_flight = InFlight {
+            id: call.id,
+            upstream: request.upstream.clone(),
+            path: request.path.clone(),
+            sent_ms: now,
+            timeout_ms: request.timeout_ms,
+        };
+        if let Some(shared) = &shared {
+            if gateway.answer_cache.is_on() {
+                let slot = answer_cache::slot_name(&shared.key, gateway.answer_cache.slots());
+                let entry = host::shared_data(&slot).ok().flatten();
+                let hit = entry
+                    .as_ref()
+                    .and_then(|(bytes, _)| answer_cache::decode(bytes, &shared.key, now));
+                if let Some(hit) = hit {
+                    flight.metrics.borrow_mut().answer_cache(CacheEvent::Hit);
+                    let outcome = CallOutcome::Response {
+                        status: hit.status,
+                        body: hit.body.to_vec(),
+                    };
+                    let cache_control = hit.cache_control;
+                    flight.execution.on_call_answer(
+                        call.id,
+                        outcome,
+                        cache_control.as_deref(),
+                        now,
+                    );
+                    return;
+                }
+                flight.metrics.borrow_mut().answer_cache(CacheEvent::Miss);
+            }
+            let joined = self
+                .joinable
+                .get(&shared.key[..])
+                .copied()
+                .filter(|_| shared.joinable);
+            if let Some(token) = joined {
+                if let Some(out) = self.outgoing.get_mut(&token) {
+                    out.waiting.push(context_id);
+                    flight.calls.insert(token, in_flight);
+                    flight.metrics.borrow_mut().coalesced();
+                    return;
+                }
+            }
+        }
+        let dispatched = proxy_wasm::hostcalls::dispatch_http_call(
+            &request.target,
+            request.host_headers(),
+            request.body.as_deref(),
+            Vec::new(),
+            Duration::from_millis(request.timeout_ms),
+        );
+        match dispatched {
+            Ok(token) => {
+                if let Some(shared) = shared.as_ref().filter(|s| s.joinable) {
+                    self.joinable.insert(shared.key.clone(), token);
+                }
+                self.outgoing.insert(
+                    token,
+                    Outgoing {
+                        waiting: vec![context_id],
+                        sent_ms: now,
+                        timeout_ms: request.timeout_ms,
+                        shared,
+                    },
+                );
+                flight.calls.insert(token, in_flight);
+            }
+            Err(status) => {
+                let reason = format!(
+                    "the gateway refused to call {} ({status:?})",
+                    request.target
+                );
+                if self.log_budget.allows(now) {
+                    warn!(
+                        "graphql-aggregator: request {}: {reason}",
+                        flight.request_id
+                    );
+                }
+                flight
+                    .metrics
+                    .borrow_mut()
+                    .call(&request.upstream, "rejected", 0);
+                flight.execution.on_call_outcome(
+                    call.id,
+                    CallOutcome::Failed(CallFailure::Rejected(reason)),
+                    now,
+                );
+            }
+        }
+    }
 }
 
 impl Flight {
     /// Hands a call's outcome to the engine, with its metrics and (within
-    /// the ration) its log line.
+    /// the ration) its log line; whether the engine took it as data.
     fn finish_call(
         &mut self,
         call: &InFlight,
@@ -330,7 +505,7 @@ impl Flight {
         cache_control: Option<&str>,
         now: u64,
         log_budget: &mut LogBudget,
-    ) {
+    ) -> bool {
         let kind = outcome.kind();
         let elapsed = now.saturating_sub(call.sent_ms);
         if kind != "ok" && log_budget.allows(now) {
@@ -345,7 +520,52 @@ impl Flight {
             .borrow_mut()
             .call(&call.upstream, kind, elapsed);
         self.execution
-            .on_call_answer(call.id, outcome, cache_control, now);
+            .on_call_answer(call.id, outcome, cache_control, now)
+    }
+}
+
+/// The answer cache's entry for a shared call's answer, with its slot:
+/// `None` when the cache is off, the call failed, or the answer's caching
+/// rules (or its size) keep it out. Built before the answer is handed on,
+/// and stored only if an engine takes the answer as data.
+fn cache_entry(
+    gateway: &Gateway,
+    shared: &SharedCall,
+    outcome: &CallOutcome,
+    cache_control: Option<&str>,
+    now: u64,
+) -> Option<(String, Vec<u8>)> {
+    let config = gateway.answer_cache;
+    let CallOutcome::Response { status, body } = outcome else {
+        return None;
+    };
+    if !config.is_on() || !(200..300).contains(status) {
+        return None;
+    }
+    let lifetime = answer_cache::lifetime_ms(cache_control, shared.ttl_ms, shared.authorized)?;
+    let stored = Stored {
+        status: *status,
+        cache_control,
+        body,
+    };
+    let expires = now.saturating_add(lifetime);
+    let entry = answer_cache::encode(&shared.key, now, expires, stored, config.max_entry_bytes)?;
+    Some((answer_cache::slot_name(&shared.key, config.slots()), entry))
+}
+
+/// Keeps an entry in its slot, counting the live entry of another call it
+/// replaces. A host that refuses (Kong's zone full) only loses the entry.
+fn store(metrics: &Rc<RefCell<Metrics>>, slot: &str, entry: &[u8], now: u64) {
+    let replaces_live = host::shared_data(slot)
+        .ok()
+        .flatten()
+        .is_some_and(|(old, _)| answer_cache::is_live(&old, now));
+    if host::set_shared_data(slot, entry, 0).is_ok() {
+        let mut metrics = metrics.borrow_mut();
+        metrics.answer_cache(CacheEvent::Store);
+        if replaces_live {
+            metrics.answer_cache(CacheEvent::Eviction);
+        }
     }
 }
 

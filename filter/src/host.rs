@@ -56,6 +56,20 @@ extern "C" {
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
 }
 
 /// A host call's non-OK status (1 NotFound, 2 BadArgument, 10 InternalFailure...).
@@ -246,6 +260,38 @@ pub fn increment_metric(id: u32, by: i64) {
 pub fn record_metric(id: u32, value: u64) {
     // SAFETY: plain values.
     let _ = unsafe { proxy_record_metric(id, value) };
+}
+
+/// A value of the host's shared data (Envoy: process-wide, per `vm_id`;
+/// Kong: the `nginx_wasm_main_shm_kv` zone) with its compare-and-swap
+/// version; `Ok(None)` when the key has no value.
+pub fn shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostStatus> {
+    let mut data = null_mut();
+    let mut size = 0;
+    let mut cas = 0;
+    // SAFETY: the key is a live slice and the out-pointers are valid for writes.
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    // SAFETY: as for the header maps.
+    let bytes = unsafe { owned(data, size) };
+    match status {
+        OK => Ok(Some((bytes, cas))),
+        NOT_FOUND => Ok(None),
+        other => Err(other),
+    }
+}
+
+/// Sets a shared-data value; with `cas` other than 0, only if the value is
+/// still at that version (`Err(8)`, CasMismatch, otherwise).
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostStatus> {
+    // SAFETY: the key and the value are live slices.
+    let status =
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    if status == OK {
+        Ok(())
+    } else {
+        Err(status)
+    }
 }
 
 /// Proxy-Wasm header map encoding: count, then (name size, value size)

@@ -14,6 +14,7 @@ use flights::{Flights, SharedFlights};
 use graphql_aggregator_engine::config::Gateway;
 use graphql_aggregator_engine::execute::Execution;
 use graphql_aggregator_engine::limits::LimitExceeded;
+use graphql_aggregator_engine::persisted::SharedStore;
 use graphql_aggregator_engine::plan_cache::PlanCache;
 use graphql_aggregator_engine::request::{HttpRequest, ResponseMedia};
 use graphql_aggregator_engine::response::{self, Reply};
@@ -131,8 +132,13 @@ impl RootContext for Plugin {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Envoy (the host that acts for requests) says at headers time
+        // whether a body follows; Kong never does.
+        let trusts_end_of_stream =
+            flights::with(&self.flights, |f| f.acts_for_requests()).unwrap_or(false);
         Some(Box::new(Stream {
             id: context_id,
+            trusts_end_of_stream,
             shared: self.shared.clone(),
             flights: self.flights.clone(),
             request: HttpRequest::default(),
@@ -150,6 +156,9 @@ impl RootContext for Plugin {
 /// One client request.
 struct Stream {
     id: u32,
+    /// Whether the host's `end_of_stream` at headers time says whether a
+    /// body follows (Envoy), so that the headers need not be read for it.
+    trusts_end_of_stream: bool,
     shared: Option<Rc<RefCell<Shared>>>,
     flights: SharedFlights,
     request: HttpRequest,
@@ -304,9 +313,16 @@ impl Stream {
     /// POST is answered now (GET served, the others refused); a POST has no
     /// body when it says `content-length: 0`, or over HTTP/1 when it has
     /// neither a length nor `transfer-encoding` (RFC 9112: no body).
+    /// Where the host's `end_of_stream` is trusted (Envoy), a POST has a
+    /// body unless it said so: Envoy takes `transfer-encoding` off a
+    /// chunked request before the filter sees it (measured), so the
+    /// headers alone would call a chunked POST bodiless.
     fn has_no_body(&self) -> bool {
         if self.request.method != "POST" {
             return true;
+        }
+        if self.trusts_end_of_stream {
+            return false;
         }
         if self.request.header("transfer-encoding").is_some() {
             return false;
@@ -345,17 +361,21 @@ impl Stream {
         let (execution, metrics) = {
             let mut shared = shared.borrow_mut();
             let (hits, misses) = (shared.plan_cache.hits, shared.plan_cache.misses);
-            let execution = Execution::start_cached(
+            let execution = Execution::start_with_store(
                 gateway.clone(),
                 &self.request,
                 host::now_ms(),
                 Some(&mut shared.plan_cache),
+                Some(&mut HostSharedData),
             );
             let (new_hits, new_misses) = (
                 shared.plan_cache.hits.saturating_sub(hits),
                 shared.plan_cache.misses.saturating_sub(misses),
             );
-            shared.metrics.borrow_mut().plan_cache(new_hits, new_misses);
+            let mut metrics = shared.metrics.borrow_mut();
+            metrics.plan_cache(new_hits, new_misses);
+            metrics.persisted(execution.persisted());
+            drop(metrics);
             (execution, shared.metrics.clone())
         };
         // The body is the engine's now: only its parsed form is kept.
@@ -375,5 +395,29 @@ impl Stream {
             None => Rc::default(),
         };
         flights::send(&self.request_id, &metrics, reply);
+    }
+}
+
+/// The registry of automatic persisted queries: the host's shared data
+/// (Envoy: process-wide per `vm_id`, never evicted; Kong: the
+/// `nginx_wasm_main_shm_kv` zone, evicted least recently used when full),
+/// so a document registered through one worker is found by every other.
+/// The engine touches it only for a hash sent alone and not in the
+/// manifest, and to register a document sent with its hash; a host error
+/// reads as "not registered" and a refused write is dropped (the client
+/// just sends the document again).
+struct HostSharedData;
+
+impl SharedStore for HostSharedData {
+    fn get(&mut self, key: &str) -> Option<Vec<u8>> {
+        host::shared_data(key)
+            .ok()
+            .flatten()
+            .map(|(value, _cas)| value)
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> bool {
+        // cas 0: a registration replaces the slot's value whatever it is.
+        host::set_shared_data(key, value, 0).is_ok()
     }
 }

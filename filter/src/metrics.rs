@@ -9,7 +9,17 @@
 //!   upstream and how they went (`ok`, `http_error`, `timeout`,
 //!   `unavailable`, `rejected`, `too_large`);
 //! * `graphql_aggregator.call_latency_ms`: a histogram of call latencies;
-//! * `graphql_aggregator.plan_cache.hits` / `.misses`.
+//! * `graphql_aggregator.plan_cache.hits` / `.misses`;
+//! * `graphql_aggregator.answer_cache.<event>`: calls answered from the
+//!   answer cache (`hits`), looked up and not found (`misses`), answers
+//!   kept (`stores`) and live entries they replaced (`evictions`);
+//! * `graphql_aggregator.coalesced_calls`: calls not sent because an
+//!   identical call of another request was in flight (joined).
+//! * `graphql_aggregator.persisted.<event>`: persisted queries: documents
+//!   found by their hash (`hits`, manifest or registry), hashes sent alone
+//!   and not found (`misses`: the client registers next), documents
+//!   registered (`registrations`) and documents refused as not trusted
+//!   (`refusals`, with `only_listed`).
 //!
 //! A host that refuses a metric only loses that metric.
 
@@ -30,6 +40,42 @@ pub struct Metrics {
     latency: Option<u32>,
     /// `calls.<upstream>.<kind>`, by upstream and kind.
     calls: Vec<(String, &'static str, Option<u32>)>,
+    /// `answer_cache.<event>`, in `CacheEvent` order.
+    answer_cache: Vec<Option<u32>>,
+    coalesced: Option<u32>,
+    /// `persisted.<event>`, in `PERSISTED` order.
+    persisted: [Option<u32>; 4],
+}
+
+/// What happened in the answer cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheEvent {
+    /// A call answered from the cache.
+    Hit,
+    /// A lookup that found nothing fresh for the call.
+    Miss,
+    /// An answer kept.
+    Store,
+    /// A live entry of another call replaced by a new one.
+    Eviction,
+}
+
+impl CacheEvent {
+    const ALL: [CacheEvent; 4] = [
+        CacheEvent::Hit,
+        CacheEvent::Miss,
+        CacheEvent::Store,
+        CacheEvent::Eviction,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            CacheEvent::Hit => "hits",
+            CacheEvent::Miss => "misses",
+            CacheEvent::Store => "stores",
+            CacheEvent::Eviction => "evictions",
+        }
+    }
 }
 
 impl Metrics {
@@ -64,6 +110,30 @@ impl Metrics {
             "graphql_aggregator.plan_cache.misses".into(),
         );
         self.latency = self.id(MetricKind::Histogram, LATENCY.into());
+        self.answer_cache = CacheEvent::ALL
+            .into_iter()
+            .map(|event| {
+                let name = format!("graphql_aggregator.answer_cache.{}", event.name());
+                self.id(MetricKind::Counter, name)
+            })
+            .collect();
+        self.coalesced = self.id(
+            MetricKind::Counter,
+            "graphql_aggregator.coalesced_calls".into(),
+        );
+        self.define_persisted();
+    }
+
+    /// Something happened in the answer cache.
+    pub fn answer_cache(&mut self, event: CacheEvent) {
+        let index = CacheEvent::ALL.iter().position(|e| *e == event);
+        let id = index.and_then(|i| self.answer_cache.get(i).copied().flatten());
+        Self::count(id, 1);
+    }
+
+    /// A call joined an identical one in flight for another request.
+    pub fn coalesced(&mut self) {
+        Self::count(self.coalesced, 1);
     }
 
     /// A reply sent.
@@ -104,3 +174,37 @@ impl Metrics {
 }
 
 const LATENCY: &str = "graphql_aggregator.call_latency_ms";
+
+// ---------------------------------------------------------------------------
+// persisted queries
+
+/// The `persisted.<event>` counters.
+const PERSISTED: [&str; 4] = ["hits", "misses", "registrations", "refusals"];
+
+impl Metrics {
+    fn define_persisted(&mut self) {
+        let mut ids = [None; 4];
+        for (id, event) in ids.iter_mut().zip(PERSISTED) {
+            *id = self.id(
+                MetricKind::Counter,
+                format!("graphql_aggregator.persisted.{event}"),
+            );
+        }
+        self.persisted = ids;
+    }
+
+    /// What persisted queries did for a request.
+    pub fn persisted(&mut self, report: &graphql_aggregator_engine::persisted::Report) {
+        let events = [
+            report.hit(),
+            report.miss(),
+            report.registered,
+            report.untrusted(),
+        ];
+        for (id, happened) in self.persisted.iter().zip(events) {
+            if happened {
+                Self::count(*id, 1);
+            }
+        }
+    }
+}

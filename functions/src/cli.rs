@@ -8,13 +8,15 @@ use mock_functions::Function;
 /// Usage text printed by `--help` and after argument errors.
 pub const USAGE: &str = "\
 usage: mock-functions [--listen ADDR] [--delay-ms N] [--delay FUNCTION=MS]...
-                      [--users N] [--only FUNCTION]...
+                      [--users N] [--only FUNCTION]... [--cache-control VALUE]
 
   --listen ADDR          address to listen on (default 127.0.0.1:8081; port 0 = any)
   --delay-ms N           every function waits N ms before answering (default 0)
   --delay FUNCTION=MS    per-function delay, overrides --delay-ms (repeatable)
   --users N              size of the users data set (default 50)
   --only FUNCTION        serve only these functions, others 404 (repeatable)
+  --cache-control VALUE  every function's 2xx answer carries `cache-control: VALUE`
+                         (e.g. max-age=1; default: no cache-control header)
 
 functions: user-profile user-orders user-orders-batch users inventory node search
            platform-profile sleep echo
@@ -42,6 +44,9 @@ pub struct Config {
     pub users: u32,
     /// Functions to serve; empty means all.
     pub only: Vec<Function>,
+    /// The `cache-control` header of every 2xx function answer (none by
+    /// default).
+    pub cache_control: Option<String>,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             delays: Vec::new(),
             users: 50,
             only: Vec::new(),
+            cache_control: None,
         }
     }
 }
@@ -133,6 +139,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                     config.only.push(f);
                 }
             }
+            "--cache-control" => {
+                let v = value()?;
+                // A header value: visible ASCII and spaces, not empty.
+                if v.trim().is_empty() || !v.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                    return Err(format!(
+                        "--cache-control: `{v}` is not a header value like max-age=1"
+                    ));
+                }
+                config.cache_control = Some(v);
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -183,6 +199,8 @@ mod tests {
             "--only",
             "users",
             "--only=user-orders",
+            "--cache-control",
+            "max-age=1, s-maxage=2",
         ])
         .unwrap();
         assert_eq!(c.listen.port(), 0);
@@ -190,6 +208,10 @@ mod tests {
         assert_eq!(c.delay_of(Function::Users), Duration::from_millis(5));
         assert_eq!(c.users, 3);
         assert_eq!(c.served(), vec![Function::UserOrders, Function::Users]);
+        assert_eq!(c.cache_control.as_deref(), Some("max-age=1, s-maxage=2"));
+        let c = run(&["--cache-control=no-store"]).unwrap();
+        assert_eq!(c.cache_control.as_deref(), Some("no-store"));
+        assert_eq!(Config::default().cache_control, None);
     }
 
     #[test]
@@ -202,6 +224,9 @@ mod tests {
             &["--delay-ms", "-1"],
             &["--only", "x"],
             &["--users", "many"],
+            &["--cache-control"],
+            &["--cache-control", ""],
+            &["--cache-control", "max-age=1\nx: y"],
             &["--frobnicate"],
         ] {
             let err = run(bad).unwrap_err();

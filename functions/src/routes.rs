@@ -144,7 +144,12 @@ async fn function(
         headers: &headers,
         body: &body,
     };
-    let answer = answer(&state.data, &state.orders, f, &request);
+    let mut answer = answer(&state.data, &state.orders, f, &request);
+    if let Some(value) = &state.config.cache_control {
+        if (200..300).contains(&answer.status) {
+            answer.headers.push(("cache-control", value.clone()));
+        }
+    }
     if f == Function::Drip {
         // In flight until the last byte is sent or the client goes away.
         let finish = FinishOnDrop {

@@ -298,6 +298,13 @@ impl Vm {
             ctx.headers
                 .push(("transfer-encoding".into(), "chunked".into()));
         }
+        if kind == HostKind::Envoy {
+            // Envoy's HTTP/1 codec takes the framing header off before the
+            // filters see the request (measured: a chunked POST showed the
+            // filter neither a length nor `transfer-encoding`).
+            ctx.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("transfer-encoding"));
+        }
         ctx.phase = Phase::Open;
         ctx.client_done = client_eos;
         ctx.headers_visible = true;
@@ -582,10 +589,24 @@ impl Vm {
             effective,
         );
         self.store.data_mut().call_response = None;
+        // What the filter did for other requests meanwhile (a local reply
+        // sent for a request that joined this call, through
+        // `proxy_set_effective_context`) takes effect too.
+        self.after_vm_call(context_id);
+        let others: Vec<u32> = self
+            .store
+            .data()
+            .http
+            .iter()
+            .filter(|(id, ctx)| **id != context_id && ctx.phase != Phase::Deleted)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in others {
+            self.after_vm_call(id);
+        }
         if to_root {
             return Delivery::DeliveredToRoot;
         }
-        self.after_vm_call(context_id);
         if kind == HostKind::Kong && self.failed.is_none() {
             let ctx = self.ctx(context_id);
             let waiting = ctx.stopped_in_headers || (ctx.eos_delivered && !ctx.forwarded);

@@ -9,7 +9,7 @@
 //! Nor does a call share the answer of a call made before the mutation
 //! root field it runs under started: that answer may be out of date.
 
-use super::{CallId, PendingCall, Run};
+use super::{CallId, PendingCall, Run, Shareable};
 use crate::answer::NodeId;
 use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
@@ -111,6 +111,7 @@ enum CallState {
 struct Call {
     request: UpstreamRequest,
     upstream: Arc<str>,
+    shareable: Option<Shareable>,
     state: CallState,
     /// A batched answer's items by key, built on first use.
     indexes: Vec<super::batch::BatchIndex>,
@@ -188,7 +189,11 @@ impl Calls {
                 let mut request = call.request.clone();
                 request.timeout_ms = request.timeout_ms.min(remaining).max(1);
                 request.deadline_header = Some(deadline);
-                out.push(PendingCall { id, request });
+                out.push(PendingCall {
+                    id,
+                    request,
+                    shareable: call.shareable,
+                });
             }
         }
         out
@@ -256,6 +261,7 @@ impl Calls {
         waiter: Waiter,
         limits: &crate::limits::Limits,
         dedupe: bool,
+        shareable: Option<Shareable>,
     ) -> Result<CallId, (Waiter, LimitExceeded)> {
         // Identical calls are found by a hash of the request, and compared
         // in full (a collision makes a second call, never a wrong answer).
@@ -285,6 +291,7 @@ impl Calls {
         self.calls.push(Call {
             request,
             upstream: upstream.clone(),
+            shareable,
             state: CallState::Queued(vec![waiter]),
             indexes: Vec::new(),
         });
@@ -437,6 +444,9 @@ impl Run {
     }
 
     /// [`Run::enqueue`], giving back the limit a refused call went over.
+    /// A call that may be shared within the request may be shared with
+    /// other requests too, but in a mutation operation (whose writes may
+    /// change what the same call answers).
     pub(super) fn try_enqueue(
         &mut self,
         gateway: &Gateway,
@@ -445,10 +455,26 @@ impl Run {
         waiter: Waiter,
         dedupe: bool,
     ) -> Result<CallId, LimitExceeded> {
-        match self
-            .calls
-            .enqueue(request, upstream, waiter, &gateway.limits, dedupe)
-        {
+        let shareable = (dedupe && !self.plan.mutation).then(|| Shareable {
+            ttl_ms: gateway
+                .resolvers
+                .get(waiter.resolver)
+                .and_then(|r| r.cache_ttl_ms)
+                .or_else(|| {
+                    gateway
+                        .upstreams
+                        .get(upstream.as_ref())
+                        .and_then(|u| u.cache_ttl_ms)
+                }),
+        });
+        match self.calls.enqueue(
+            request,
+            upstream,
+            waiter,
+            &gateway.limits,
+            dedupe,
+            shareable,
+        ) {
             Ok(id) => Ok(id),
             Err((waiter, exceeded)) => {
                 self.fail(

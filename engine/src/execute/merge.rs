@@ -23,16 +23,20 @@ use apollo_compiler::Name;
 
 impl Run {
     /// A call's outcome: parsed once, kept, and delivered to its waiters.
-    pub(super) fn answer(&mut self, gateway: &Gateway, id: CallId, outcome: CallOutcome) {
+    /// Returns whether the answer was the function's data (not a failure,
+    /// an HTTP error, or an envelope's error), which others may share.
+    pub(super) fn answer(&mut self, gateway: &Gateway, id: CallId, outcome: CallOutcome) -> bool {
         let Some((waiters, upstream)) = self.calls.answered(id) else {
-            return;
+            return false;
         };
         let limits = &gateway.limits;
         let envelope = gateway
             .upstreams
             .get(upstream.as_ref())
             .and_then(|u| u.envelope.as_ref());
-        let result = match interpret(&upstream, outcome, limits.max_response_bytes, envelope) {
+        let interpreted = interpret(&upstream, outcome, limits.max_response_bytes, envelope);
+        let is_data = interpreted.is_ok();
+        let result = match interpreted {
             Ok(data) => {
                 let max = limits.max_held_answer_bytes;
                 match self.fetched.add_answer(data.answer, upstream.clone(), max) {
@@ -58,10 +62,11 @@ impl Run {
         for waiter in waiters {
             if self.stopped.is_some() {
                 // The request is answered with the limit alone.
-                return;
+                return is_data;
             }
             self.deliver(gateway, waiter, id);
         }
+        is_data
     }
 
     /// Delivers one waiter of an already answered call; false when none is

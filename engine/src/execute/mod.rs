@@ -29,6 +29,7 @@ use crate::config::Gateway;
 use crate::error::{ErrorCode, FieldError};
 use crate::fetched::Fetched;
 use crate::limits::{self, LimitExceeded};
+use crate::persisted::{self, SharedStore};
 use crate::plan::{self, Plan, PlanError};
 use crate::plan_cache::{PlanCache, Prepared};
 use crate::reply;
@@ -53,6 +54,20 @@ pub struct PendingCall {
     pub id: CallId,
     /// What to send.
     pub request: UpstreamRequest,
+    /// Whether other requests may share this call's answer (join it in
+    /// flight, keep it in the answer cache); `None` for calls that must
+    /// run for this request alone (non-GET calls without `dedupe: true`,
+    /// and every call of a mutation operation).
+    pub shareable: Option<Shareable>,
+}
+
+/// A call other requests may share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shareable {
+    /// The configured lifetime of its answer in the answer cache (the
+    /// field's `@http(cache:)`, else its upstream's `cache`); `None`: as
+    /// the answer's `cache-control` says.
+    pub ttl_ms: Option<u64>,
 }
 
 /// Everything a running request holds.
@@ -89,6 +104,8 @@ pub struct Execution {
     media: ResponseMedia,
     run: Option<Box<Run>>,
     reply: Option<Reply>,
+    /// What persisted queries did for this request.
+    persisted: persisted::Report,
 }
 
 impl Execution {
@@ -102,11 +119,28 @@ impl Execution {
 
     /// [`Execution::start`], taking the document and its plan from `cache`
     /// when this document was seen before (and remembering them otherwise).
+    /// Persisted queries find documents in the manifest only: nothing is
+    /// registered (see [`Execution::start_with_store`]).
     pub fn start_cached(
         gateway: Arc<Gateway>,
         http: &HttpRequest,
         now_ms: u64,
         cache: Option<&mut PlanCache>,
+    ) -> Self {
+        Self::start_with_store(gateway, http, now_ms, cache, None)
+    }
+
+    /// [`Execution::start_cached`], with the registry of automatic
+    /// persisted queries in `store` (the host's shared data): a request
+    /// naming its document by hash alone finds it there, and one sending
+    /// the document with its hash registers it once it passed every check
+    /// (see [`crate::persisted`]). The store is used only for those two.
+    pub fn start_with_store(
+        gateway: Arc<Gateway>,
+        http: &HttpRequest,
+        now_ms: u64,
+        cache: Option<&mut PlanCache>,
+        store: Option<&mut dyn SharedStore>,
     ) -> Self {
         let media = ResponseMedia::negotiate(http.header("accept"));
         let mut execution = Execution {
@@ -114,8 +148,12 @@ impl Execution {
             media,
             run: None,
             reply: None,
+            persisted: persisted::Report::default(),
         };
-        match execution.prepare(http, now_ms, cache) {
+        let mut report = persisted::Report::default();
+        let prepared = execution.prepare(http, now_ms, cache, store, &mut report);
+        execution.persisted = report;
+        match prepared {
             Ok(run) => {
                 execution.run = Some(Box::new(run));
                 if let Some(run) = execution.run.as_mut() {
@@ -133,39 +171,70 @@ impl Execution {
         execution
     }
 
+    /// What persisted queries did for this request (hits, registrations,
+    /// refusals), for the host's metrics.
+    pub fn persisted(&self) -> &persisted::Report {
+        &self.persisted
+    }
+
     fn prepare(
         &self,
         http: &HttpRequest,
         now_ms: u64,
         cache: Option<&mut PlanCache>,
+        mut store: Option<&mut dyn SharedStore>,
+        report: &mut persisted::Report,
     ) -> Result<Run, Reply> {
         let media = self.media;
         let gateway = &self.gateway;
         let limits = &gateway.limits;
         limits::check("max_body_bytes", limits.max_body_bytes, http.body.len())
             .map_err(|e| response::limit_exceeded(&e, 413, media))?;
-        let graphql = request::parse(http).map_err(|e| response::request_error(&e, media))?;
-        limits::check(
-            "max_query_bytes",
+        let request::GraphQLRequest {
+            query: sent,
+            persisted: hash,
+            operation_name,
+            variables: raw_variables,
+            read_only,
+        } = request::parse(http).map_err(|e| response::request_error(&e, media))?;
+        // A document sent in full is measured before it is hashed.
+        let check_size = |query: &str| {
+            limits::check("max_query_bytes", limits.max_query_bytes, query.len())
+                .map_err(|e| response::limit_exceeded(&e, 400, media))
+        };
+        if let Some(sent) = &sent {
+            check_size(sent)?;
+        }
+        let resolved = persisted::resolve(
+            &gateway.persisted_queries,
+            sent,
+            hash,
+            store.as_mut().map(|s| &mut **s as &mut dyn SharedStore),
             limits.max_query_bytes,
-            graphql.query.len(),
         )
-        .map_err(|e| response::limit_exceeded(&e, 400, media))?;
-        let operation_name = graphql.operation_name.as_deref();
-        let key = PlanCache::key(&graphql.query, operation_name);
+        .map_err(|refusal| {
+            let reply = response::persisted_refusal(&refusal, media);
+            report.refusal = Some(refusal);
+            reply
+        })?;
+        report.source = Some(resolved.source);
+        let query = resolved.query;
+        check_size(&query)?;
+        let operation_name = operation_name.as_deref();
+        let key = PlanCache::key(&query, operation_name);
         let mut cache = cache;
         if let Some(cache) = cache.as_deref_mut() {
             cache.set_max_bytes(limits.max_plan_cache_bytes);
         }
         let hit = cache
             .as_deref_mut()
-            .is_some_and(|c| c.get(key, &graphql.query, operation_name).is_some());
+            .is_some_and(|c| c.get(key, &query, operation_name).is_some());
         // A document not cached yet is kept only once this request has
         // been planned and passed every check: a document refused by a
         // limit is never cached.
         let mut fresh = None;
         if !hit {
-            let (document, tokens) = self.compile(&graphql.query)?;
+            let (document, tokens) = self.compile(&query)?;
             let document = Arc::new(document);
             self.check_document(&document, operation_name)?;
             let conditions = plan::condition_variables(&document);
@@ -174,7 +243,7 @@ impl Execution {
         let prepared = match cache
             .as_deref_mut()
             .filter(|_| hit)
-            .and_then(|c| c.peek(key, &graphql.query, operation_name))
+            .and_then(|c| c.peek(key, &query, operation_name))
         {
             Some(prepared) => prepared,
             None => match fresh.as_mut() {
@@ -182,7 +251,7 @@ impl Execution {
                 // Found a moment ago and gone: cannot happen, but compile
                 // again rather than fail.
                 None => {
-                    let (document, tokens) = self.compile(&graphql.query)?;
+                    let (document, tokens) = self.compile(&query)?;
                     let document = Arc::new(document);
                     self.check_document(&document, operation_name)?;
                     let conditions = plan::condition_variables(&document);
@@ -207,15 +276,13 @@ impl Execution {
                     media,
                 ))
             }
-            OperationType::Mutation if graphql.read_only => {
-                return Err(response::mutation_over_get(media))
-            }
+            OperationType::Mutation if read_only => return Err(response::mutation_over_get(media)),
             _ => {}
         }
         let variables = apollo_compiler::request::coerce_variable_values(
             &gateway.schema,
             operation,
-            &graphql.variables,
+            &raw_variables,
         )
         .map_err(|e| request_failure(ErrorCode::BadUserInput, e.message().to_string(), media))?;
         // Up to 32 condition variables key a plan; with more, the plan is
@@ -247,11 +314,22 @@ impl Execution {
         if let Some(cache) = cache {
             if let Some(prepared) = fresh {
                 // Kept unless the cache keeps nothing or it is too large.
-                let _ = cache.insert(key, &graphql.query, operation_name, prepared);
+                let _ = cache.insert(key, &query, operation_name, prepared);
             }
             if let Some((mask, plan)) = new_plan {
-                cache.add_plan(key, &graphql.query, operation_name, mask, plan);
+                cache.add_plan(key, &query, operation_name, mask, plan);
             }
+        }
+        // Registered only now that it passed every check: a document a
+        // limit or the schema refuses never takes a slot.
+        if let (Some(hash), Some(store)) = (resolved.register, store) {
+            report.registered = persisted::register(
+                store,
+                &hash,
+                &query,
+                gateway.persisted_queries.max_registered,
+                limits.max_query_bytes,
+            );
         }
         let deadline_ms = u64::try_from(gateway.deadline.as_millis()).unwrap_or(u64::MAX);
         let spare = Spare::take();
@@ -406,22 +484,27 @@ impl Execution {
     /// [`Execution::on_call_outcome`], with the answer's `cache-control`
     /// header (`None`: absent), which the reply's own `cache-control`
     /// takes into account; a host adds `private` for an answer with `Vary`
-    /// and `age=N` for its `Age` (see [`crate::cache_control`]).
+    /// and `age=N` for its `Age` (see [`crate::cache_control`]). Returns
+    /// whether the answer was taken as the function's data (a failure, an
+    /// HTTP error or an envelope's error is not): only such answers may be
+    /// kept for other requests.
     pub fn on_call_answer(
         &mut self,
         id: CallId,
         outcome: CallOutcome,
         cache_control: Option<&str>,
         now_ms: u64,
-    ) {
+    ) -> bool {
+        let mut is_data = false;
         if let Some(run) = self.run.as_mut() {
             if run.calls.is_in_flight(id) {
                 run.cache.add(cache_control);
-                run.answer(&self.gateway, id, outcome);
+                is_data = run.answer(&self.gateway, id, outcome);
             }
         }
         self.settle();
         self.expire_if_late(now_ms);
+        is_data
     }
 
     /// Whether the request still runs at `now_ms` past its deadline: the

@@ -1,13 +1,15 @@
 //! `make bench`'s Envoy configuration, derived from the demo's
 //! `envoy/envoy.yaml` like the sandbox's (see [`crate::config`]).
 //!
-//! Three mock-function servers sit behind three clusters:
+//! Four mock-function servers sit behind four clusters:
 //!
 //! - [`MANY_CLUSTER`] (the demo's `openfaas`): a data set of many users, for
 //!   the rows that ask for another user on every request;
 //! - [`FIFTY_CLUSTER`]: the default 50 users, for the rows that list every
 //!   user (their size stays what it always was);
-//! - [`SLOW_CLUSTER`]: every function delayed, for the latency runs.
+//! - [`SLOW_CLUSTER`]: every function delayed, for the latency runs;
+//! - [`HOT_CLUSTER`]: the hot-key rows' functions (the bench starts them
+//!   answering with a `cache-control`).
 //!
 //! Listeners:
 //!
@@ -19,7 +21,12 @@
 //! - [`CEILING_LISTENER`]: the same chain with the ceiling filter
 //!   (`bench/ceiling`) in place of the real one;
 //! - [`DIRECT_LISTENER`]: the router alone, proxying everything to
-//!   [`MANY_CLUSTER`] (the plain-proxy limit).
+//!   [`MANY_CLUSTER`] (the plain-proxy limit);
+//! - [`HOT_LISTENERS`]: copies of the filter's listener calling
+//!   [`HOT_CLUSTER`], one per setting of call reduction across requests
+//!   (in-flight coalescing, the shared answer cache), each in a Wasm VM of
+//!   its own so that no row shares its answer cache (the host's shared
+//!   data, per `vm_id`) or its calls in flight with another.
 
 use std::path::Path;
 
@@ -36,6 +43,8 @@ pub const MANY_CLUSTER: &str = DEMO_CLUSTER;
 pub const FIFTY_CLUSTER: &str = "functions-50";
 /// The delayed cluster.
 pub const SLOW_CLUSTER: &str = "functions-slow";
+/// The hot-key rows' cluster.
+pub const HOT_CLUSTER: &str = "functions-hot";
 
 /// The real filter on the demo configuration ([`MANY_CLUSTER`]).
 pub const FILTER_LISTENER: &str = DEMO_LISTENER;
@@ -49,17 +58,60 @@ pub const FILTER_SLOW_LISTENER: &str = "graphql-slow";
 pub const CEILING_LISTENER: &str = "ceiling";
 /// Envoy's router alone, proxying to [`MANY_CLUSTER`].
 pub const DIRECT_LISTENER: &str = "direct";
+/// The real filter calling [`HOT_CLUSTER`], no coalescing, no answer cache
+/// (the hot-key rows' baseline).
+pub const FILTER_HOT_BASELINE_LISTENER: &str = "graphql-hot-baseline";
+/// The real filter calling [`HOT_CLUSTER`], coalescing, no answer cache.
+pub const FILTER_HOT_COALESCE_LISTENER: &str = "graphql-hot-coalesce";
+/// The real filter calling [`HOT_CLUSTER`], coalescing and the answer cache.
+pub const FILTER_HOT_CACHE_LISTENER: &str = "graphql-hot-cache";
+/// The shared answer cache of [`FILTER_HOT_CACHE_LISTENER`], bytes in all
+/// (the filter's default).
+pub const HOT_CACHE_MAX_BYTES: u64 = 8 << 20;
+/// The shared answer cache of [`FILTER_HOT_CACHE_LISTENER`], bytes per
+/// entry: the seed query's entries take well under 1 KiB, and the cache is
+/// direct-mapped (`max_bytes / max_entry_bytes` slots), so that 2048 slots
+/// rather than the default's 128 make it unlikely that two of the hot
+/// keys share a slot.
+pub const HOT_CACHE_MAX_ENTRY_BYTES: u64 = 4 << 10;
+
+/// What each hot-key listener adds to the filter's top-level configuration.
+pub fn hot_settings(listener: &str) -> Option<Value> {
+    let off = json!({"max_bytes": 0});
+    match listener {
+        FILTER_HOT_BASELINE_LISTENER => Some(json!({"coalesce": false, "answer_cache": off})),
+        FILTER_HOT_COALESCE_LISTENER => Some(json!({"coalesce": true, "answer_cache": off})),
+        FILTER_HOT_CACHE_LISTENER => Some(json!({
+            "coalesce": true,
+            "answer_cache": {
+                "max_bytes": HOT_CACHE_MAX_BYTES,
+                "max_entry_bytes": HOT_CACHE_MAX_ENTRY_BYTES,
+            },
+        })),
+        _ => None,
+    }
+}
+
+/// The hot-key listeners.
+pub const HOT_LISTENERS: [&str; 3] = [
+    FILTER_HOT_BASELINE_LISTENER,
+    FILTER_HOT_COALESCE_LISTENER,
+    FILTER_HOT_CACHE_LISTENER,
+];
 /// Every listener of the bench configuration.
-pub const BENCH_LISTENERS: [&str; 6] = [
+pub const BENCH_LISTENERS: [&str; 9] = [
     FILTER_LISTENER,
     FILTER_FIFTY_LISTENER,
     FILTER_FIFTY_NOBATCH_LISTENER,
     FILTER_SLOW_LISTENER,
     CEILING_LISTENER,
     DIRECT_LISTENER,
+    FILTER_HOT_BASELINE_LISTENER,
+    FILTER_HOT_COALESCE_LISTENER,
+    FILTER_HOT_CACHE_LISTENER,
 ];
 
-/// The ports of the three mock-function servers.
+/// The ports of the four mock-function servers.
 #[derive(Debug, Clone, Copy)]
 pub struct ClusterPorts {
     /// Behind [`MANY_CLUSTER`].
@@ -68,6 +120,8 @@ pub struct ClusterPorts {
     pub fifty: u16,
     /// Behind [`SLOW_CLUSTER`].
     pub slow: u16,
+    /// Behind [`HOT_CLUSTER`].
+    pub hot: u16,
 }
 
 fn at<'a>(value: &'a mut Value, pointer: &str) -> Result<&'a mut Value, String> {
@@ -193,6 +247,27 @@ pub fn bench_config(
     let slow = filter_listener(&demo_listener, FILTER_SLOW_LISTENER, SLOW_CLUSTER, |_| {
         Ok(())
     })?;
+    let mut hot = Vec::new();
+    for name in HOT_LISTENERS {
+        let settings = hot_settings(name).ok_or_else(|| format!("no settings for {name}"))?;
+        let mut listener = filter_listener(&demo_listener, name, HOT_CLUSTER, |c| {
+            let (Some(config), Some(settings)) = (c.as_object_mut(), settings.as_object()) else {
+                return Err("the filter's configuration is not an object".into());
+            };
+            for (key, value) in settings {
+                config.insert(key.clone(), value.clone());
+            }
+            Ok(())
+        })?;
+        // A VM of its own: its own shared data (the answer cache) and its
+        // own calls in flight.
+        set(
+            plugin_mut(&mut listener)?,
+            "/vm_config/vm_id",
+            json!(format!("graphql-aggregator-{name}")),
+        )?;
+        hot.push(listener);
+    }
 
     let mut ceiling = renamed(&demo_listener, CEILING_LISTENER)?;
     let ceiling_plugin = plugin_mut(&mut ceiling)?;
@@ -226,18 +301,20 @@ pub fn bench_config(
         json!([{"match": {"prefix": "/"}, "route": {"cluster": MANY_CLUSTER}}]),
     )?;
 
-    set(
-        &mut config,
-        "/static_resources/listeners",
-        json!([demo_listener, fifty, nobatch, slow, ceiling, direct]),
-    )?;
+    let mut listeners = vec![demo_listener, fifty, nobatch, slow, ceiling, direct];
+    listeners.extend(hot);
+    set(&mut config, "/static_resources/listeners", json!(listeners))?;
 
     let clusters = array_mut(&mut config, "/static_resources/clusters")?;
     let many = named_mut(clusters, DEMO_CLUSTER)?;
     let endpoint = "/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address";
     set(many, &format!("{endpoint}/port_value"), json!(ports.many))?;
     let template = many.clone();
-    for (name, port) in [(FIFTY_CLUSTER, ports.fifty), (SLOW_CLUSTER, ports.slow)] {
+    for (name, port) in [
+        (FIFTY_CLUSTER, ports.fifty),
+        (SLOW_CLUSTER, ports.slow),
+        (HOT_CLUSTER, ports.hot),
+    ] {
         let mut cluster = template.clone();
         set(&mut cluster, "/name", json!(name))?;
         set(&mut cluster, "/load_assignment/cluster_name", json!(name))?;
@@ -261,6 +338,7 @@ mod tests {
             many: 1001,
             fifty: 1002,
             slow: 1003,
+            hot: 1004,
         };
         let mut config =
             bench_config(&demo, Path::new("/f.wasm"), Path::new("/c.wasm"), ports).unwrap();
@@ -290,6 +368,25 @@ mod tests {
         )
         .unwrap();
         assert!(!nobatch["schema"].as_str().unwrap().contains("batch"));
+        let mut vms = Vec::new();
+        for name in HOT_LISTENERS {
+            let plugin = plugin_mut(named_mut(listeners, name).unwrap()).unwrap();
+            vms.push(plugin["vm_config"]["vm_id"].clone());
+            let config = filter_config(plugin).unwrap();
+            assert_eq!(config["upstreams"][DEMO_CLUSTER]["target"], HOT_CLUSTER);
+            for (key, value) in hot_settings(name).unwrap().as_object().unwrap() {
+                assert_eq!(&config[key], value, "{name}: {key}");
+            }
+            assert!(config["schema"].as_str().unwrap().contains("batch"));
+        }
+        assert_eq!(
+            vms,
+            HOT_LISTENERS.map(|n| json!(format!("graphql-aggregator-{n}")))
+        );
+        let demo_vm = plugin_mut(named_mut(listeners, FILTER_LISTENER).unwrap()).unwrap()
+            ["vm_config"]["vm_id"]
+            .clone();
+        assert_eq!(demo_vm, "graphql-aggregator");
 
         let ceiling = plugin_mut(named_mut(listeners, CEILING_LISTENER).unwrap()).unwrap();
         assert_eq!(ceiling["vm_config"]["code"]["local"]["filename"], "/c.wasm");
@@ -317,5 +414,6 @@ mod tests {
         assert_eq!(port(clusters, MANY_CLUSTER), 1001);
         assert_eq!(port(clusters, FIFTY_CLUSTER), 1002);
         assert_eq!(port(clusters, SLOW_CLUSTER), 1003);
+        assert_eq!(port(clusters, HOT_CLUSTER), 1004);
     }
 }

@@ -15,3 +15,4 @@ pub use sandbox::Sandbox;
 pub mod bench_config;
 pub mod soak;
 pub mod solo;
+pub mod workers;

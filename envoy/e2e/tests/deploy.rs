@@ -379,6 +379,19 @@ fn kong_fails_closed_and_its_limits_leave_the_answers_to_the_filter() {
 #[test]
 fn the_kong_meta_schema_knows_every_limit_and_kubernetes_carries_it() {
     let schema = meta_schema();
+    let mut keys: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut expected_keys = graphql_aggregator_engine::config::KEYS.to_vec();
+    expected_keys.sort_unstable();
+    assert_eq!(
+        keys, expected_keys,
+        "meta.json lists every configuration key"
+    );
     let mut names: Vec<&str> = schema["properties"]["limits"]["properties"]
         .as_object()
         .unwrap()

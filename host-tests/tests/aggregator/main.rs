@@ -40,9 +40,11 @@ mod play;
 
 mod amplification;
 mod bodies;
+mod coalescing;
 mod configuration;
 mod failures;
 mod faults;
 mod load;
 mod observability;
 mod orders;
+mod persisted;

@@ -39,6 +39,15 @@ fn every_schedule(plugin: &Plugin, body: &str) -> Vec<(Vec<String>, Vec<u8>)> {
     done
 }
 
+/// A VM for [`every_schedule`], which leaves each request's calls in flight
+/// when it moves on to the next order: with coalescing, the next request
+/// would join those calls instead of making its own.
+fn one_request_at_a_time(host: Host) -> Plugin {
+    let mut config: Value = serde_json::from_str(&host.config()).unwrap();
+    config["coalesce"] = json!(false);
+    host.plugin_with(&config.to_string())
+}
+
 /// Asserts all replies are byte-identical and returns the one reply.
 fn the_same_reply(schedules: &[(Vec<String>, Vec<u8>)]) -> Value {
     let (first_schedule, first) = &schedules[0];
@@ -55,7 +64,7 @@ fn the_same_reply(schedules: &[(Vec<String>, Vec<u8>)]) -> Value {
 on_both_hosts! {
     /// The seed's request gets exactly the seed's reply, in two waves.
     fn seed_query(host: Host) {
-        let plugin = host.plugin();
+        let plugin = one_request_at_a_time(host);
         assert!(plugin.configured());
         let schedules = every_schedule(&plugin, SEED_QUERY);
         assert_eq!(schedules.len(), 1, "profile, then orders");
@@ -70,7 +79,7 @@ on_both_hosts! {
 on_both_hosts! {
     /// Four root calls, one of them failing, answered in all 24 orders.
     fn four_root_calls_in_every_order(host: Host) {
-        let plugin = host.plugin();
+        let plugin = one_request_at_a_time(host);
         let body = body_of(
             r#"{ a: user(id: "1") { name } b: user(id: "999") { name }
                  c: inventory(sku: "sku-1") { quantity } d: inventory(sku: "sku-2") { quantity } }"#,
@@ -91,7 +100,7 @@ on_both_hosts! {
     /// Three root calls and a nested one that waits for its parent: all 12
     /// orders the filter allows give the same reply.
     fn nested_calls_in_every_order(host: Host) {
-        let plugin = host.plugin();
+        let plugin = one_request_at_a_time(host);
         let body = body_of(
             r#"{ user(id: "2") { name orders { id } } inventory(sku: "sku-3") { quantity }
                  users { id } }"#,

@@ -20,6 +20,16 @@
 //!   (Apollo Server 5 + dataloader, `bench/peer`), and a client calling the
 //!   functions by hand; then the latency with every function delayed.
 //!   Every target is warmed up first under the full load.
+//! - **Hot keys.** A table of its own, from the same rounds: the seed query
+//!   for only [`HOT_USERS`] users in turn, so that many requests in flight
+//!   want the same function calls; the filter without call reduction across
+//!   requests (the baseline), with in-flight coalescing, with coalescing
+//!   and the shared answer cache (the functions answer with `cache-control:
+//!   max-age=`[`HOT_MAX_AGE_S`]), and the peer. Calls per request are
+//!   counted as in the main table: the calls the mock functions saw during
+//!   the measured runs over the requests wrk completed.
+//!   `BENCH_ONLY=hot` runs these rows alone (a trial: it writes
+//!   `<target>/envoy-e2e/bench/results-hot.md`, not the repository's files).
 //!
 //! Writes `bench/results.md` and `bench/results.svg`, and the same text
 //! between the `<!-- bench:begin -->` and `<!-- bench:end -->` markers of
@@ -28,8 +38,9 @@
 //! bench` keeps in `<target>/bench-engine.txt` (`BENCH_ENGINE_OUTPUT`).
 
 use envoy_e2e::bench_config::{
-    bench_config, ClusterPorts, BENCH_LISTENERS, CEILING_LISTENER, DIRECT_LISTENER,
-    FILTER_FIFTY_LISTENER, FILTER_FIFTY_NOBATCH_LISTENER, FILTER_LISTENER, FILTER_SLOW_LISTENER,
+    bench_config, hot_settings, ClusterPorts, BENCH_LISTENERS, CEILING_LISTENER, DIRECT_LISTENER,
+    FILTER_FIFTY_LISTENER, FILTER_FIFTY_NOBATCH_LISTENER, FILTER_HOT_BASELINE_LISTENER,
+    FILTER_HOT_CACHE_LISTENER, FILTER_HOT_COALESCE_LISTENER, FILTER_LISTENER, FILTER_SLOW_LISTENER,
 };
 use envoy_e2e::config::load_yaml;
 use envoy_e2e::http::Client;
@@ -57,6 +68,16 @@ const MANY_USERS: u32 = 1000;
 const FIFTY_USERS: u32 = 50;
 /// Every function delayed this much in the latency runs.
 const DELAY_MS: u64 = 50;
+/// Users of the hot-key rows, asked for in turn (1, 2, ..., 1, ...).
+const HOT_USERS: u32 = 4;
+/// The `cache-control: max-age` of the hot-key rows' functions, seconds.
+const HOT_MAX_AGE_S: u64 = 1;
+/// The hot-key filter rows' names: this, then the setting.
+const HOT_FILTER: &str = "filter, hot keys: seed query, ";
+/// The hot-key rows' baseline (no call reduction across requests).
+const HOT_BASELINE: &str = "filter, hot keys: seed query, no coalescing, no cache";
+const HOT_COALESCE: &str = "filter, hot keys: seed query, coalescing, no cache";
+const HOT_CACHE: &str = "filter, hot keys: seed query, coalescing + answer cache";
 /// Each target's warm-up, under the full load, before the rows.
 const WARM_UP_SECONDS: u64 = 2;
 /// The ceiling's target: the filter's share of the ceiling on the seed query.
@@ -508,6 +529,8 @@ struct Row {
     /// The lowest and highest req/s over the rounds (more than one).
     spread: Option<(f64, f64)>,
     calls_per_request: f64,
+    /// Calls the functions saw and requests wrk completed, every round.
+    calls: (u64, u64),
 }
 
 fn machine() -> String {
@@ -619,6 +642,15 @@ fn percent(r: Option<f64>) -> String {
     r.map_or(String::new(), |r| format!("{:.0}%", 100.0 * r))
 }
 
+/// A share that may be far below 1% (calls left by a cache).
+fn fine_percent(r: f64) -> String {
+    if r < 0.01 {
+        format!("{:.2}%", 100.0 * r)
+    } else {
+        format!("{:.1}%", 100.0 * r)
+    }
+}
+
 fn times(r: Option<f64>) -> String {
     r.map_or(String::new(), |r| format!("{r:.1}×"))
 }
@@ -654,7 +686,101 @@ fn probe(client: &Client, name: &str, url: &str) {
     }
 }
 
-fn run() -> Result<String, String> {
+/// The hot-key table and what it measured.
+fn hot_section(rows: &[Row], connections: u64, seconds: u64, rounds: u64) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let settings = |listener: &str| {
+        hot_settings(listener).map_or_else(String::new, |v| {
+            v.as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| format!("\"{k}\": {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        })
+    };
+    let _ = writeln!(
+        out,
+        "Hot keys (the same run and rounds, {connections} connections, {seconds} s per run, median of {rounds}): the seed query for only {HOT_USERS} distinct users, 1 to {HOT_USERS} in turn, so that the requests in flight want the same {} function calls (`user-profile` and `user-orders-batch` of each user). The filter rows call mock functions ({MANY_USERS} users) that answer with `cache-control: max-age={HOT_MAX_AGE_S}`, each from a listener and a Wasm VM of its own (its own answer cache and calls in flight): the baseline, no call reduction across requests (`{}`); in-flight coalescing (`{}`); coalescing and the shared answer cache, the answers kept for the functions' max-age, {HOT_MAX_AGE_S} s (`{}`). The peer (dataloader: batching within a request only) asks for the same {HOT_USERS} users. Calls/request: the calls the mock functions counted during every measured run (reset before, read after), over the requests wrk completed in those runs.\n",
+        2 * HOT_USERS,
+        settings(FILTER_HOT_BASELINE_LISTENER),
+        settings(FILTER_HOT_COALESCE_LISTENER),
+        settings(FILTER_HOT_CACHE_LISTENER),
+    );
+    let _ = writeln!(
+        out,
+        "| hot keys | users | req/s | req/s, lowest–highest round | p50 ms | p99 ms | calls/request | calls ÷ requests | calls/request vs baseline | req/s vs baseline |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let baseline = rows.iter().find(|r| r.name == HOT_BASELINE);
+    let baseline_run = baseline.and_then(|r| r.run.as_ref().ok());
+    let baseline_calls = baseline
+        .filter(|r| r.run.is_ok() && r.calls_per_request > 0.0)
+        .map(|r| r.calls_per_request);
+    let mut summary = Vec::new();
+    for row in rows {
+        let Ok(run) = &row.run else {
+            let _ = writeln!(
+                out,
+                "| {} | {} | failed |  |  |  |  |  |  |  |",
+                row.name, row.users
+            );
+            continue;
+        };
+        let errors = if run.errors > 0 {
+            format!(" ({} errors)", run.errors)
+        } else {
+            String::new()
+        };
+        let calls_vs = baseline_calls.map(|b| row.calls_per_request / b);
+        let rps_vs = ratio(run, baseline_run);
+        let _ = writeln!(
+            out,
+            "| {}{errors} | {} | {:.0} | {} | {:.2} | {:.2} | {:.3} | {} ÷ {} | {} | {} |",
+            row.name,
+            row.users,
+            run.rps,
+            row.spread
+                .map_or(String::new(), |(low, high)| format!("{low:.0}–{high:.0}")),
+            run.p50_ms,
+            run.p99_ms,
+            row.calls_per_request,
+            row.calls.0,
+            row.calls.1,
+            calls_vs.map_or(String::new(), fine_percent),
+            times(rps_vs),
+        );
+        if row.name != HOT_BASELINE && row.kind == Kind::Filter {
+            let what = row.name.strip_prefix(HOT_FILTER).unwrap_or(row.name);
+            summary.push(format!(
+                "{what}: **{:.3}** calls per request ({}) at **{}** the throughput",
+                row.calls_per_request,
+                calls_vs.map_or("?".into(), |r| format!(
+                    "{} of the baseline's",
+                    fine_percent(r)
+                )),
+                times(rps_vs),
+            ));
+        }
+    }
+    let _ = writeln!(out);
+    if let (Some(base), Some(calls)) = (baseline_run, baseline_calls) {
+        let _ = writeln!(
+            out,
+            "Hot keys, against the baseline ({calls:.3} calls per request, {:.0} req/s): {}.",
+            base.rps,
+            summary.join("; ")
+        );
+    }
+    out
+}
+
+fn run() -> Result<(String, String), String> {
     let paths = Paths::discover();
     paths.check()?;
     let repo = paths.repo.clone();
@@ -704,6 +830,15 @@ fn run() -> Result<String, String> {
         connections: env_u64("BENCH_CONNECTIONS", 64),
         pin,
     };
+    let only_hot = match std::env::var("BENCH_ONLY") {
+        Ok(v) if v == "hot" => true,
+        Ok(v) if !v.is_empty() => {
+            return Err(format!(
+                "BENCH_ONLY={v}: only `hot` (the hot-key rows alone) is known"
+            ))
+        }
+        _ => false,
+    };
     let client = Client::new(Duration::from_secs(10));
 
     let many = Mock::start(
@@ -730,10 +865,23 @@ fn run() -> Result<String, String> {
             format!("--delay-ms={DELAY_MS}"),
         ],
     )?;
+    // The hot-key rows' functions: the many-users data set, every answer
+    // cacheable for HOT_MAX_AGE_S.
+    let hot = Mock::start(
+        &paths,
+        &work,
+        &pin,
+        "hot",
+        &[
+            format!("--users={MANY_USERS}"),
+            format!("--cache-control=max-age={HOT_MAX_AGE_S}"),
+        ],
+    )?;
     let ports = ClusterPorts {
         many: many.addr.port(),
         fifty: fifty.addr.port(),
         slow: slow.addr.port(),
+        hot: hot.addr.port(),
     };
     let envoy = Envoy::start(&paths, &work, &pin, &ceiling_wasm, ports)?;
     let (_peer_many, peer_many) = start_peer(&repo, &pin, "node peer (many)", &many.url())?;
@@ -744,6 +892,13 @@ fn run() -> Result<String, String> {
     probe(&client, "filter", &filter);
     probe(&client, "ceiling", &ceiling);
     probe(&client, "peer", &peer_many);
+    for listener in [
+        FILTER_HOT_BASELINE_LISTENER,
+        FILTER_HOT_COALESCE_LISTENER,
+        FILTER_HOT_CACHE_LISTENER,
+    ] {
+        probe(&client, listener, &envoy.graphql(listener));
+    }
 
     let seconds = bench.seconds;
     let c = bench.connections;
@@ -762,7 +917,7 @@ fn run() -> Result<String, String> {
     };
     let direct = envoy.base(DIRECT_LISTENER);
     type Scenario<'a> = (&'static str, Kind, String, Load, &'a Mock);
-    let scenarios: Vec<Scenario> = vec![
+    let mut scenarios: Vec<Scenario> = vec![
         (
             "limit: Envoy proxying one call",
             Kind::Limit,
@@ -841,6 +996,46 @@ fn run() -> Result<String, String> {
             &many,
         ),
     ];
+    if only_hot {
+        scenarios.clear();
+    }
+    // The hot-key rows come after the others in every round (the others'
+    // order is unchanged); their own table.
+    let main_count = scenarios.len();
+    let hot_seed = Load::Post {
+        body: SEED,
+        users: HOT_USERS,
+    };
+    scenarios.extend([
+        (
+            HOT_BASELINE,
+            Kind::Filter,
+            envoy.graphql(FILTER_HOT_BASELINE_LISTENER),
+            hot_seed.clone(),
+            &hot,
+        ),
+        (
+            HOT_COALESCE,
+            Kind::Filter,
+            envoy.graphql(FILTER_HOT_COALESCE_LISTENER),
+            hot_seed.clone(),
+            &hot,
+        ),
+        (
+            HOT_CACHE,
+            Kind::Filter,
+            envoy.graphql(FILTER_HOT_CACHE_LISTENER),
+            hot_seed.clone(),
+            &hot,
+        ),
+        (
+            "peer, hot keys: seed query",
+            Kind::Peer,
+            peer_many.clone(),
+            hot_seed.clone(),
+            &many,
+        ),
+    ]);
 
     // Warm-up: every target under the full load (V8's and Node's JITs,
     // connection pools, plan caches).
@@ -915,7 +1110,20 @@ fn run() -> Result<String, String> {
             }),
             spread,
             calls_per_request: made as f64 / requests.max(1) as f64,
+            calls: (made, requests),
         });
+    }
+    let hot_rows = rows.split_off(main_count.min(rows.len()));
+    let hot_text = hot_section(&hot_rows, c, seconds, rounds);
+    if only_hot {
+        let text = format!(
+            "Hot-key rows alone (`BENCH_ONLY=hot`, a trial): {c} connections from one wrk thread, {seconds} s per run after a {WARM_UP_SECONDS} s warm-up, each row the median of {rounds} rounds, Envoy {} with one worker; {}; the 1-minute load average before it was {load}.\n\n{hot_text}",
+            envoy.version,
+            pin.describe(&why_not),
+        );
+        let file = work.join("results-hot.md");
+        std::fs::write(&file, &text).map_err(|e| format!("{}: {e}", file.display()))?;
+        return Ok((text, file.display().to_string()));
     }
 
     // Latency with every function delayed: one connection.
@@ -1088,6 +1296,11 @@ fn run() -> Result<String, String> {
         out,
         "Filter size: {wasm} bytes (`dist/graphql-aggregator.wasm`, opt-level 3, wasm-opt -O3)."
     );
+    if !hot_text.is_empty() {
+        let _ = writeln!(out);
+        out.push_str(hot_text.trim_end());
+        out.push('\n');
+    }
 
     // The engine, natively: criterion's means and the heap figures.
     let engine_output = std::env::var_os("BENCH_ENGINE_OUTPUT")
@@ -1181,7 +1394,19 @@ fn run() -> Result<String, String> {
     if let Err(e) = update_readme(&repo, &out) {
         eprintln!("bench: README.md not updated: {e}");
     }
+    let hot_calls = |name: &str| {
+        hot_rows
+            .iter()
+            .find(|r| r.name == name)
+            .filter(|r| r.run.is_ok())
+            .map(|r| r.calls_per_request)
+    };
     let summary = json!({
+        "hot_calls_per_request": {
+            "baseline": hot_calls(HOT_BASELINE),
+            "coalescing": hot_calls(HOT_COALESCE),
+            "coalescing_and_cache": hot_calls(HOT_CACHE),
+        },
         "filter_vs_ceiling": filter_seed.and_then(|f| ratio(f, ceiling_run)),
         "filter_vs_ceiling_round_median": round_median,
         "filter_vs_limit": filter_seed.and_then(|f| ratio(f, limit)),
@@ -1190,14 +1415,17 @@ fn run() -> Result<String, String> {
         "delayed_three_roots_p50_ms": delayed_roots.as_ref().ok().map(|r| r.p50_ms),
     });
     eprintln!("bench: {summary}");
-    Ok(out)
+    Ok((
+        out,
+        "bench/results.md, bench/results.svg, README.md".to_string(),
+    ))
 }
 
 fn main() -> ExitCode {
     match run() {
-        Ok(table) => {
+        Ok((table, written)) => {
             println!("{table}");
-            println!("written: bench/results.md, bench/results.svg, README.md");
+            println!("written: {written}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -1235,5 +1463,12 @@ mod tests {
         assert_eq!(run.errors, 3);
         assert!((run.p50_ms - 1.5).abs() < 1e-9 && (run.p99_ms - 12.0).abs() < 1e-9);
         assert!(parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn small_shares_keep_two_decimals() {
+        assert_eq!(fine_percent(1.0), "100.0%");
+        assert_eq!(fine_percent(0.083), "8.3%");
+        assert_eq!(fine_percent(0.00065), "0.07%");
     }
 }
