@@ -83,6 +83,9 @@ pub struct Profile {
     start_time: Duration,
     body_limit: usize,
     shm_kv: bool,
+    /// Dispatch targets this host answers with another status than its
+    /// own (a host or version that differs from the profile).
+    dispatch_statuses: Vec<(String, Status)>,
     allow_all_wasi: bool,
     plugin_name: String,
     http2: bool,
@@ -162,6 +165,7 @@ impl Profile {
             start_time: Duration::from_secs(1_700_000_000),
             body_limit: 1 << 20,
             shm_kv: true,
+            dispatch_statuses: Vec::new(),
             allow_all_wasi: false,
             plugin_name: "graphql-aggregator".into(),
             http2: false,
@@ -191,6 +195,15 @@ impl Profile {
     /// (Envoy `per_connection_buffer_limit_bytes`, Kong `client_max_body_size`; both 1 MiB here).
     pub fn with_body_limit(mut self, bytes: usize) -> Profile {
         self.body_limit = bytes;
+        self
+    }
+
+    /// Answers every dispatch to `target` with `status` (and no call),
+    /// as a host could that returns statuses this profile's host does not
+    /// (the SDK's `dispatch_http_call` panicked on any but BadArgument and
+    /// InternalFailure).
+    pub fn dispatch_status(mut self, target: &str, status: Status) -> Profile {
+        self.dispatch_statuses.push((target.to_string(), status));
         self
     }
 
@@ -303,6 +316,12 @@ impl Profile {
         timeout_ms: u32,
     ) -> Result<(), DispatchRejection> {
         let has = |name: &str| headers.iter().any(|(k, v)| k == name && !v.is_empty());
+        if let Some((_, status)) = self.dispatch_statuses.iter().find(|(t, _)| t == target) {
+            return Err(DispatchRejection {
+                status: *status,
+                host_log: None,
+            });
+        }
         match self.kind {
             HostKind::Envoy => {
                 // Context::httpCall: negative timeout, unknown cluster, or a

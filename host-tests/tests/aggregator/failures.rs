@@ -140,3 +140,25 @@ on_both_hosts! {
         assert_idle(&plugin);
     }
 }
+
+on_both_hosts! {
+    /// A dispatch the host answers with a status the SDK did not expect
+    /// (proxy-wasm 0.2.5 panicked on any but BadArgument and
+    /// InternalFailure, trapping the VM) fails that field alone, and the
+    /// VM serves the next request.
+    fn an_unexpected_dispatch_status_fails_the_field_not_the_vm(host: Host) {
+        let profile = host
+            .profile()
+            .dispatch_status(host.target(), host_tests::Status::ParseFailure);
+        let plugin = host_tests::Plugin::new(&host_tests::fixtures::aggregator(), profile, host.config());
+        for _ in 0..2 {
+            let request = post(&plugin, r#"{"query":"{ user(id: \"1\") { name } }"}"#);
+            let reply = reply_json(&request);
+            assert_eq!(reply["data"]["user"], Value::Null, "{reply}");
+            let error = the_error(&reply, json!(["user"]));
+            assert!(error["message"].as_str().unwrap().contains("refused"), "{reply}");
+        }
+        assert_eq!(plugin.trapped(), None);
+        assert_idle(&plugin);
+    }
+}
