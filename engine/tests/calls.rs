@@ -276,3 +276,83 @@ fn a_mutation_field_the_deadline_kept_from_starting_was_not_executed() {
     let body: Value = serde_json::from_slice(&execution.reply().unwrap().body).unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "UPSTREAM_TIMEOUT");
 }
+
+/// The calls of the first wave of `query`, with whether other requests may
+/// share each (and its configured lifetime).
+fn first_wave_sharing(gateway: Arc<Gateway>, query: &str) -> Vec<(String, Option<Option<u64>>)> {
+    let mut execution = Execution::start(gateway, &post(query), 0);
+    execution
+        .take_calls(0)
+        .into_iter()
+        .map(|call| (call.request.path.clone(), call.shareable.map(|s| s.ttl_ms)))
+        .collect()
+}
+
+#[test]
+fn calls_other_requests_may_share_are_the_ones_a_request_may_share() {
+    let sharing = first_wave_sharing(
+        gateway(),
+        r#"{ counter { value } search(text: "a") { value } lookup(text: "a") { value } }"#,
+    );
+    assert_eq!(
+        sharing,
+        [
+            ("/counter".to_string(), Some(None)),
+            ("/search".to_string(), None),
+            ("/lookup".to_string(), Some(None)),
+        ]
+    );
+    // Nothing of a mutation operation is shared with other requests, not
+    // even its GET calls.
+    let mut execution = Execution::start(
+        gateway(),
+        &post("mutation { incr { snapshot { value } } }"),
+        0,
+    );
+    let calls = execution.take_calls(0);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].shareable, None);
+    execution.on_call_outcome(
+        calls[0].id,
+        CallOutcome::Response {
+            status: 200,
+            body: br#"{"value": 1}"#.to_vec(),
+        },
+        0,
+    );
+    let children = execution.take_calls(0);
+    assert_eq!(children[0].request.path, "/snapshot");
+    assert_eq!(children[0].shareable, None);
+}
+
+#[test]
+fn a_configured_lifetime_comes_from_the_field_else_the_upstream() {
+    let schema = SCHEMA.replace(
+        r#"counters: [Counter] @http(upstream: "fn", path: "/counters")"#,
+        r#"counters: [Counter] @http(upstream: "fn", path: "/counters", cache: {ttl_ms: 5000})"#,
+    );
+    let config = json!({
+        "schema": schema,
+        "upstreams": {"fn": {"target": "functions", "cache": {"ttl_ms": 60000}}},
+    });
+    let gateway = Arc::new(Gateway::from_json(&config.to_string()).unwrap());
+    let sharing = first_wave_sharing(gateway, "{ counter { value } counters { value } }");
+    assert_eq!(
+        sharing,
+        [
+            ("/counter".to_string(), Some(Some(60000))),
+            ("/counters".to_string(), Some(Some(5000))),
+        ]
+    );
+    for bad in ["0", "-1", "86400001"] {
+        let schema = SCHEMA.replace(
+            r#"path: "/counters")"#,
+            &format!(r#"path: "/counters", cache: {{ttl_ms: {bad}}})"#),
+        );
+        let config = json!({"schema": schema, "upstreams": {"fn": {"target": "functions"}}});
+        let error = Gateway::from_json(&config.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ttl_ms"), "{bad}: {error}");
+    }
+}

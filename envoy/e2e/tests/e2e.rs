@@ -86,6 +86,14 @@ const SANDBOX_TESTS: &[(&str, SandboxTest)] = &[
         concurrent_requests_get_their_own_answers,
     ),
     (
+        "parallel::identical_concurrent_requests_share_their_calls",
+        identical_concurrent_requests_share_their_calls,
+    ),
+    (
+        "demo::a_chunked_post_is_answered",
+        a_chunked_post_is_answered,
+    ),
+    (
         "parallel::root_fields_are_fetched_concurrently",
         root_fields_are_fetched_concurrently,
     ),
@@ -495,6 +503,62 @@ fn concurrent_requests_get_their_own_answers(sandbox: &Sandbox) {
         elapsed < bound,
         "{CLIENTS} clients took {elapsed:?} (bound {bound:?})"
     );
+}
+
+fn identical_concurrent_requests_share_their_calls(sandbox: &Sandbox) {
+    // Eight clients ask for the same user at once (the functions take
+    // 100 ms): the later requests join the first one's calls in flight.
+    const CLIENTS: u32 = 8;
+    const JOINED: &str = "wasmcustom.graphql_aggregator.coalesced_calls";
+    let before = sandbox.envoy_stat(JOINED);
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|_| scope.spawn(|| sandbox.graphql(SLOW_LISTENER, SEED_REQUEST)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    for reply in &replies {
+        assert_json_answer(reply, 200);
+        assert_eq!(reply.body, SEED_ANSWER);
+    }
+    let stats = sandbox.slow.stats();
+    assert_eq!(
+        stats["total"], 2,
+        "one user-profile and one orders call for {CLIENTS} requests: {stats}"
+    );
+    assert_eq!(
+        sandbox.envoy_stat(JOINED) - before,
+        u64::from(2 * (CLIENTS - 1))
+    );
+}
+
+fn a_chunked_post_is_answered(sandbox: &Sandbox) {
+    // Envoy takes `transfer-encoding` off before the filter sees the
+    // headers: the request must not be taken for one without a body.
+    use std::io::{Read, Write};
+    let port = sandbox.port(DEMO_LISTENER);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let body = SEED_REQUEST.as_bytes();
+    let mut request = format!(
+        "POST /graphql HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    stream.write_all(&request).expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(SEED_ANSWER), "{response}");
 }
 
 fn root_fields_are_fetched_concurrently(sandbox: &Sandbox) {
