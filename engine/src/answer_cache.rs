@@ -231,8 +231,17 @@ pub fn encode(
     Some(entry)
 }
 
-/// The entry's answer when it is for `key` and still fresh at `now_ms`.
-pub fn decode<'a>(entry: &'a [u8], key: &[u8], now_ms: u64) -> Option<Hit<'a>> {
+/// The entry's answer when it is for `key` and still fresh at `now_ms`
+/// by the reader's own rules too: its configured lifetime, else the
+/// answer's `cache-control` (another configuration sharing the host's
+/// shared data may have stored it for longer).
+pub fn decode<'a>(
+    entry: &'a [u8],
+    key: &[u8],
+    now_ms: u64,
+    configured_ttl_ms: Option<u64>,
+    authorized: bool,
+) -> Option<Hit<'a>> {
     let mut reader = Reader(entry);
     if reader.take(4)? != MAGIC {
         return None;
@@ -247,8 +256,17 @@ pub fn decode<'a>(entry: &'a [u8], key: &[u8], now_ms: u64) -> Option<Hit<'a>> {
     }
     let cc_len = (cc_word & !(1 << 31)) as usize;
     let cache_control = std::str::from_utf8(reader.take(cc_len)?).ok()?;
+    let has_cache_control = cc_word & 1 << 31 != 0;
+    let lifetime = lifetime_ms(
+        has_cache_control.then_some(cache_control),
+        configured_ttl_ms,
+        authorized,
+    )?;
+    if now_ms >= stored_ms.saturating_add(lifetime) {
+        return None;
+    }
     let kept_seconds = now_ms.saturating_sub(stored_ms) / 1000;
-    let cache_control = (cc_word & 1 << 31 != 0).then(|| {
+    let cache_control = has_cache_control.then(|| {
         let earlier_age = cache_control
             .split(',')
             .filter_map(|d| d.trim().strip_prefix("age="))
@@ -397,7 +415,8 @@ mod tests {
             body: br#"{"id":"1"}"#,
         };
         let entry = encode(&key, 1_000, 61_000, stored, 1024).unwrap_or_default();
-        let hit = decode(&entry, &key, 31_000).unwrap_or_else(|| panic!("a fresh entry"));
+        let fresh = |now, ttl, authorized| decode(&entry, &key, now, ttl, authorized);
+        let hit = fresh(31_000, None, false).unwrap_or_else(|| panic!("a fresh entry"));
         assert_eq!(hit.status, 200);
         assert_eq!(hit.body, br#"{"id":"1"}"#);
         // 30 s in the cache on top of the 5 s it had.
@@ -405,28 +424,37 @@ mod tests {
             hit.cache_control.as_deref(),
             Some("max-age=60, age=5, age=35")
         );
-        assert_eq!(decode(&entry, &key, 61_000), None, "expired");
+        // 60 s less the 5 s it had when it was stored.
+        assert!(fresh(55_999, None, false).is_some());
+        assert_eq!(fresh(56_000, None, false), None, "stale");
+        assert_eq!(fresh(61_000, Some(86_400_000), false), None, "expired");
+        // A reader whose configuration keeps answers 10 s finds older ones
+        // stale, whoever stored them; one with credentials follows RFC 9111
+        // §3.5 on its own.
+        assert!(fresh(10_999, Some(10_000), false).is_some());
+        assert_eq!(fresh(11_000, Some(10_000), false), None);
+        assert_eq!(fresh(2_000, None, true), None);
         assert!(is_live(&entry, 60_999));
         assert!(!is_live(&entry, 61_000));
         assert!(!is_live(b"GQA1", 0));
         let other = call_key(&request(&[("authorization", "x")]));
         assert_eq!(
-            decode(&entry, &other, 2_000),
+            decode(&entry, &other, 2_000, None, false),
             None,
             "another key in the same slot"
         );
-        assert_eq!(
-            decode(&entry[..entry.len() / 2], &key, 2_000).map(|h| h.status),
-            None
-        );
-        assert_eq!(decode(b"", &key, 2_000), None);
+        let half = &entry[..entry.len() / 2];
+        assert_eq!(decode(half, &key, 2_000, None, false), None);
+        assert_eq!(decode(b"", &key, 2_000, None, false), None);
         let bare = Stored {
             cache_control: None,
             ..stored
         };
         let entry = encode(&key, 1_000, 61_000, bare, 1024).unwrap_or_default();
+        // Kept for a configured lifetime: only a reader with one serves it.
+        assert_eq!(decode(&entry, &key, 2_000, None, false), None);
         assert_eq!(
-            decode(&entry, &key, 2_000).map(|h| h.cache_control),
+            decode(&entry, &key, 2_000, Some(30_000), false).map(|h| h.cache_control),
             Some(None)
         );
     }

@@ -413,9 +413,9 @@ impl Flights {
             if gateway.answer_cache.is_on() {
                 let slot = answer_cache::slot_name(&shared.key, gateway.answer_cache.slots());
                 let entry = host::shared_data(&slot).ok().flatten();
-                let hit = entry
-                    .as_ref()
-                    .and_then(|(bytes, _)| answer_cache::decode(bytes, &shared.key, now));
+                let hit = entry.as_ref().and_then(|(bytes, _)| {
+                    answer_cache::decode(bytes, &shared.key, now, shared.ttl_ms, shared.authorized)
+                });
                 if let Some(hit) = hit {
                     flight.metrics.borrow_mut().answer_cache(CacheEvent::Hit);
                     let outcome = CallOutcome::Response {

@@ -134,21 +134,21 @@ pub fn delta(after: &[u64], before: &[u64]) -> Vec<u64> {
         .collect()
 }
 
-/// The value of one Envoy counter or gauge by its full name; 0 while it
-/// does not exist yet (a counter a filter defines on first use).
+/// The value of one Envoy counter or gauge by its full name; `Err` when
+/// Envoy has no such statistic (a misspelt name must not read as 0).
 pub fn envoy_stat(client: &Client, admin: SocketAddr, name: &str) -> Result<u64, String> {
     let stats = admin_json(
         client,
         admin,
         &format!("/stats?format=json&filter=^{name}$"),
     )?;
-    Ok(stats["stats"]
+    stats["stats"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|s| s["name"] == name)
         .and_then(|s| s["value"].as_u64())
-        .unwrap_or(0))
+        .ok_or_else(|| format!("Envoy has no statistic {name}"))
 }
 
 #[cfg(test)]
