@@ -86,6 +86,7 @@ input HttpBatch {
 const DIRECTIVE: &str = "http";
 const BATCH_INPUT: &str = "HttpBatch";
 const HEADER_INPUT: &str = "HttpHeader";
+const CACHE_INPUT: &str = "HttpCache";
 const DISCRIMINATOR: &str = "discriminator";
 const FROM: &str = "from";
 const DISCRIMINATOR_TYPES: &str = "DiscriminatorTypes";
@@ -627,6 +628,7 @@ fn api_schema(mut schema: Schema) -> Result<Valid<Schema>, ConfigError> {
     schema.directive_definitions.shift_remove(FROM);
     schema.types.shift_remove(BATCH_INPUT);
     schema.types.shift_remove(HEADER_INPUT);
+    schema.types.shift_remove(CACHE_INPUT);
     schema.types.shift_remove(DISCRIMINATOR_TYPES);
     for ty in schema.types.values_mut() {
         match ty {
@@ -709,6 +711,23 @@ mod tests {
         assert!(e.contains("root field has no parent"), "{e}");
         let e = problem("type Query { a: Strin }");
         assert!(e.contains("Strin"), "{e}");
+    }
+
+    #[test]
+    fn the_filters_own_declarations_never_reach_clients() {
+        let sdl =
+            r#"type Query { a: String @http(upstream: "fn", path: "/a", cache: {ttl_ms: 1000}) }"#;
+        let printed = load(sdl, &["fn"]).unwrap().api.to_string();
+        for own in [
+            "@http",
+            "HttpBatch",
+            "HttpHeader",
+            "HttpCache",
+            "DiscriminatorTypes",
+            "@from",
+        ] {
+            assert!(!printed.contains(own), "{own} in {printed}");
+        }
     }
 
     #[test]
