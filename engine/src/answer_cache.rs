@@ -69,9 +69,21 @@ impl AnswerCacheConfig {
     }
 }
 
-/// The identity of a call across requests: two calls with the same key
-/// get the same answer from a function that behaves as HTTP says.
-pub fn call_key(request: &UpstreamRequest) -> Vec<u8> {
+/// The identity of a call across requests: the SHA-256 of everything that
+/// makes the call (see the module's documentation). Two calls with the
+/// same identity get the same answer from a function that behaves as HTTP
+/// says. Only the digest is kept (in memory and in shared data), so no
+/// credential a call carries is ever stored.
+pub type CallIdentity = [u8; 32];
+
+/// A call's [`CallIdentity`].
+pub fn call_identity(request: &UpstreamRequest) -> CallIdentity {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(call_key(request)).into()
+}
+
+/// Everything that makes a call, in one byte string.
+fn call_key(request: &UpstreamRequest) -> Vec<u8> {
     let headers: usize = request
         .headers
         .iter()
@@ -118,11 +130,12 @@ pub fn is_authorized(request: &UpstreamRequest) -> bool {
         .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
 }
 
-/// The shared-data key of the slot that `key` goes to.
-pub fn slot_name(key: &[u8], slots: u64) -> String {
-    // The hash's high bits are its well-mixed ones: scale them to a slot.
-    let hash = crate::hashing::hash_of(&key);
-    let slot = (u128::from(hash) * u128::from(slots.max(1))) >> 64;
+/// The shared-data key of the slot that `identity` goes to.
+pub fn slot_name(identity: &CallIdentity, slots: u64) -> String {
+    // A digest is uniform: its first 8 bytes, scaled to a slot.
+    let mut head = [0u8; 8];
+    head.copy_from_slice(identity.get(..8).unwrap_or(&[0; 8]));
+    let slot = (u128::from(u64::from_le_bytes(head)) * u128::from(slots.max(1))) >> 64;
     format!("graphql-aggregator:answer:{slot}")
 }
 
@@ -192,11 +205,11 @@ pub struct Hit<'a> {
 const MAGIC: &[u8; 4] = b"GQA1";
 const HEAD: usize = 4 + 8 + 8 + 2 + 4 + 4;
 
-/// The bytes of an entry for `key`, kept from `now_ms` until `expires_ms`
-/// (host wall-clock milliseconds); `None` when it would be larger than
-/// `max_entry_bytes`.
+/// The bytes of an entry for the call `key`, kept from `now_ms` until
+/// `expires_ms` (host wall-clock milliseconds); `None` when it would be
+/// larger than `max_entry_bytes`.
 pub fn encode(
-    key: &[u8],
+    key: &CallIdentity,
     now_ms: u64,
     expires_ms: u64,
     stored: Stored<'_>,
@@ -225,7 +238,7 @@ pub fn encode(
         0
     };
     entry.extend_from_slice(&cc_word.to_le_bytes());
-    entry.extend_from_slice(key);
+    entry.extend_from_slice(key.as_slice());
     entry.extend_from_slice(cache_control);
     entry.extend_from_slice(stored.body);
     Some(entry)
@@ -237,7 +250,7 @@ pub fn encode(
 /// shared data may have stored it for longer).
 pub fn decode<'a>(
     entry: &'a [u8],
-    key: &[u8],
+    key: &CallIdentity,
     now_ms: u64,
     configured_ttl_ms: Option<u64>,
     authorized: bool,
@@ -251,7 +264,7 @@ pub fn decode<'a>(
     let status = u16::from_le_bytes(reader.take(2)?.try_into().ok()?);
     let key_len = u32::from_le_bytes(reader.take(4)?.try_into().ok()?) as usize;
     let cc_word = u32::from_le_bytes(reader.take(4)?.try_into().ok()?);
-    if now_ms >= expires_ms || reader.take(key_len)? != key {
+    if now_ms >= expires_ms || reader.take(key_len)? != key.as_slice() {
         return None;
     }
     let cc_len = (cc_word & !(1 << 31)) as usize;
@@ -336,15 +349,15 @@ mod tests {
 
     #[test]
     fn the_key_ignores_the_request_id_but_not_the_credentials() {
-        let a = call_key(&request(&[
+        let a = call_identity(&request(&[
             ("x-request-id", "a"),
             ("authorization", "Bearer 1"),
         ]));
-        let b = call_key(&request(&[
+        let b = call_identity(&request(&[
             ("x-request-id", "b"),
             ("authorization", "Bearer 1"),
         ]));
-        let c = call_key(&request(&[
+        let c = call_identity(&request(&[
             ("x-request-id", "a"),
             ("authorization", "Bearer 2"),
         ]));
@@ -352,15 +365,15 @@ mod tests {
         assert_ne!(a, c);
         let mut other_path = request(&[]);
         other_path.path = "/user-profile?id=2".into();
-        assert_ne!(call_key(&request(&[])), call_key(&other_path));
+        assert_ne!(call_identity(&request(&[])), call_identity(&other_path));
         let mut with_body = request(&[]);
         with_body.body = Some(b"{}".to_vec());
-        assert_ne!(call_key(&request(&[])), call_key(&with_body));
+        assert_ne!(call_identity(&request(&[])), call_identity(&with_body));
         // Text cannot run from one part into the next.
         let mut shifted = request(&[]);
         shifted.authority = Arc::from("gateway:8080/user-profile?id=1");
         shifted.path = String::new();
-        assert_ne!(call_key(&request(&[])), call_key(&shifted));
+        assert_ne!(call_identity(&request(&[])), call_identity(&shifted));
     }
 
     #[test]
@@ -408,7 +421,7 @@ mod tests {
 
     #[test]
     fn an_entry_serves_its_key_until_it_expires() {
-        let key = call_key(&request(&[]));
+        let key = call_identity(&request(&[]));
         let stored = Stored {
             status: 200,
             cache_control: Some("max-age=60, age=5"),
@@ -437,7 +450,7 @@ mod tests {
         assert!(is_live(&entry, 60_999));
         assert!(!is_live(&entry, 61_000));
         assert!(!is_live(b"GQA1", 0));
-        let other = call_key(&request(&[("authorization", "x")]));
+        let other = call_identity(&request(&[("authorization", "x")]));
         assert_eq!(
             decode(&entry, &other, 2_000, None, false),
             None,
@@ -461,7 +474,7 @@ mod tests {
 
     #[test]
     fn entries_over_the_bound_are_not_kept() {
-        let key = call_key(&request(&[]));
+        let key = call_identity(&request(&[]));
         let body = vec![b'x'; 1000];
         let stored = Stored {
             status: 200,
@@ -489,7 +502,11 @@ mod tests {
         };
         assert!(!off.is_on());
         let names: std::collections::HashSet<String> = (0..10_000)
-            .map(|i| slot_name(format!("key {i}").as_bytes(), config.slots()))
+            .map(|i| {
+                let mut request = request(&[]);
+                request.path = format!("/user-profile?id={i}");
+                slot_name(&call_identity(&request), config.slots())
+            })
             .collect();
         assert_eq!(names.len(), 64, "every key lands in one of the 64 slots");
     }

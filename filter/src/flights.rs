@@ -12,11 +12,11 @@
 
 use super::host;
 use super::metrics::{CacheEvent, Metrics};
-use graphql_aggregator_engine::answer_cache::{self, Stored};
+use graphql_aggregator_engine::answer_cache::{self, CallIdentity, Stored};
 use graphql_aggregator_engine::config::Gateway;
-use graphql_aggregator_engine::execute::{CallId, Execution, PendingCall};
+use graphql_aggregator_engine::execute::{CallId, Execution, PendingCall, Shareable};
 use graphql_aggregator_engine::response::Reply;
-use graphql_aggregator_engine::upstream::{CallFailure, CallOutcome};
+use graphql_aggregator_engine::upstream::{CallFailure, CallOutcome, Digits, UpstreamRequest};
 use log::{error, warn};
 use proxy_wasm::types::{BufferType, MapType};
 use std::cell::RefCell;
@@ -38,9 +38,12 @@ const TIMER_SLACK_MS: u64 = 10;
 struct InFlight {
     id: CallId,
     upstream: Arc<str>,
-    path: String,
+    path: Rc<str>,
     sent_ms: u64,
     timeout_ms: u64,
+    /// For a request that joined another's call: its own call, to send if
+    /// the joined call times out before this request's own time is up.
+    own: Option<(UpstreamRequest, Option<Shareable>)>,
 }
 
 /// One request under way.
@@ -60,6 +63,8 @@ struct Outgoing {
     /// may join it; an answer nobody waits for is dropped (only an engine
     /// can tell whether it is data worth keeping).
     waiting: Vec<u32>,
+    upstream: Arc<str>,
+    path: Rc<str>,
     sent_ms: u64,
     timeout_ms: u64,
     /// For a call other requests may share: its identity.
@@ -68,8 +73,8 @@ struct Outgoing {
 
 /// The identity and caching rules of a call other requests may share.
 struct SharedCall {
-    /// [`answer_cache::call_key`].
-    key: Rc<[u8]>,
+    /// [`answer_cache::call_identity`].
+    key: CallIdentity,
     /// The configured lifetime in the answer cache, if any.
     ttl_ms: Option<u64>,
     /// Whether it carries `authorization`.
@@ -85,7 +90,7 @@ pub struct Flights {
     by_context: HashMap<u32, Flight>,
     outgoing: HashMap<u32, Outgoing>,
     /// Calls in flight that other requests may join, by identity.
-    joinable: HashMap<Rc<[u8]>, u32>,
+    joinable: HashMap<CallIdentity, u32>,
     /// Whether the host lets the filter act for a request from another
     /// context (`proxy_set_effective_context`): the tick may answer a
     /// request, and an answer may be handed to every request that joined
@@ -207,8 +212,8 @@ impl Flights {
             return;
         };
         if let Some(shared) = &outgoing.shared {
-            if self.joinable.get(&shared.key[..]) == Some(&token) {
-                self.joinable.remove(&shared.key[..]);
+            if self.joinable.get(&shared.key) == Some(&token) {
+                self.joinable.remove(&shared.key);
             }
         }
         let waiting: Vec<u32> = outgoing
@@ -244,8 +249,27 @@ impl Flights {
         let entry = outgoing.shared.as_ref().and_then(|shared| {
             cache_entry(&gateway, shared, &outcome, cache_control.as_deref(), now)
         });
+        // One function call, counted and logged once however many requests
+        // waited for it.
+        let request_id = waiting
+            .first()
+            .and_then(|c| self.by_context.get(c))
+            .map(|f| f.request_id.clone())
+            .unwrap_or_default();
+        record_call(
+            &metrics,
+            &mut self.log_budget,
+            &request_id,
+            (&outgoing.upstream, &outgoing.path),
+            outcome.kind(),
+            elapsed,
+            now,
+        );
+        // Envoy's own timeout is a 504 of its own, Kong's a failed call.
+        let timed_out = outcome.kind() == "timeout";
         let mut outcome = Some(outcome);
         let mut is_data = false;
+        let mut resend = Vec::new();
         for (index, context_id) in waiting.iter().enumerate() {
             let Some(flight) = self.by_context.get_mut(context_id) else {
                 continue;
@@ -253,6 +277,25 @@ impl Flights {
             let Some(call) = flight.calls.remove(&token) else {
                 continue;
             };
+            // A request that joined this call later than its sender has
+            // time of its own left: it sends the call again (deadlines are
+            // per request).
+            let time_left = (call.sent_ms + call.timeout_ms).saturating_sub(now);
+            if timed_out && time_left > TIMER_SLACK_MS {
+                if let Some((mut request, shareable)) = call.own {
+                    request.timeout_ms = time_left;
+                    request.deadline_header = Some(Digits::of(time_left));
+                    resend.push((
+                        *context_id,
+                        PendingCall {
+                            id: call.id,
+                            request,
+                            shareable,
+                        },
+                    ));
+                    continue;
+                }
+            }
             // The last waiter takes the answer; the others get a copy.
             let this = if index + 1 == waiting.len() {
                 outcome.take()
@@ -260,16 +303,16 @@ impl Flights {
                 outcome.clone()
             };
             let Some(this) = this else { continue };
-            is_data |= flight.finish_call(
-                &call,
-                this,
-                cache_control.as_deref(),
-                now,
-                &mut self.log_budget,
-            );
+            is_data |=
+                flight
+                    .execution
+                    .on_call_answer(call.id, this, cache_control.as_deref(), now);
         }
         if let (true, Some((slot, entry))) = (is_data, entry) {
             store(&metrics, &slot, &entry, now);
+        }
+        for (context_id, call) in resend {
+            self.send_call(context_id, call, now);
         }
         for context_id in waiting {
             // Act for each request in turn (a call dispatched from the tick,
@@ -303,18 +346,33 @@ impl Flights {
                 .collect();
             for token in &late {
                 // This request stops waiting; the call may still answer the
-                // others, but no request joins it any more.
+                // others (and is counted when it ends), but no request joins
+                // it any more.
+                let mut others_wait = false;
                 if let Some(out) = outgoing.get_mut(token) {
                     out.waiting.retain(|c| c != context_id);
+                    others_wait = !out.waiting.is_empty();
                     if let Some(shared) = &out.shared {
-                        if joinable.get(&shared.key[..]) == Some(token) {
-                            joinable.remove(&shared.key[..]);
+                        if joinable.get(&shared.key) == Some(token) {
+                            joinable.remove(&shared.key);
                         }
                     }
                 }
                 if let Some(call) = flight.calls.remove(token) {
                     let outcome = CallOutcome::Failed(CallFailure::Timeout);
-                    flight.finish_call(&call, outcome, None, now, log_budget);
+                    if !others_wait {
+                        let elapsed = now.saturating_sub(call.sent_ms);
+                        record_call(
+                            &flight.metrics,
+                            log_budget,
+                            &flight.request_id,
+                            (&call.upstream, &call.path),
+                            outcome.kind(),
+                            elapsed,
+                            now,
+                        );
+                    }
+                    flight.execution.on_call_answer(call.id, outcome, None, now);
                 }
             }
             // take_calls also answers a request past its deadline.
@@ -350,8 +408,8 @@ impl Flights {
             if out.waiting.is_empty() && !self.can_act_for_requests {
                 if let Some(gone) = self.outgoing.remove(token) {
                     if let Some(shared) = gone.shared {
-                        if self.joinable.get(&shared.key[..]) == Some(token) {
-                            self.joinable.remove(&shared.key[..]);
+                        if self.joinable.get(&shared.key) == Some(token) {
+                            self.joinable.remove(&shared.key);
                         }
                     }
                 }
@@ -371,6 +429,15 @@ impl Flights {
                 break;
             }
             for call in calls {
+                // A call answered from the cache may have finished the
+                // request (a limit): the rest is not sent.
+                let finished = self
+                    .by_context
+                    .get(&context_id)
+                    .is_none_or(|f| f.execution.is_finished());
+                if finished {
+                    break;
+                }
                 self.send_call(context_id, call, now);
             }
         }
@@ -390,25 +457,21 @@ impl Flights {
         let Some(flight) = self.by_context.get_mut(&context_id) else {
             return;
         };
-        let request = &call.request;
+        let PendingCall {
+            id,
+            request,
+            shareable,
+        } = call;
         let gateway = &flight.gateway;
         let joinable = gateway.coalesce && self.can_act_for_requests;
-        let shared = call
-            .shareable
+        let shared = shareable
             .filter(|_| joinable || gateway.answer_cache.is_on())
             .map(|shareable| SharedCall {
-                key: answer_cache::call_key(request).into(),
+                key: answer_cache::call_identity(&request),
                 ttl_ms: shareable.ttl_ms,
-                authorized: answer_cache::is_authorized(request),
+                authorized: answer_cache::is_authorized(&request),
                 joinable,
             });
-        let in_flight = InFlight {
-            id: call.id,
-            upstream: request.upstream.clone(),
-            path: request.path.clone(),
-            sent_ms: now,
-            timeout_ms: request.timeout_ms,
-        };
         if let Some(shared) = &shared {
             if gateway.answer_cache.is_on() {
                 let slot = answer_cache::slot_name(&shared.key, gateway.answer_cache.slots());
@@ -423,24 +486,32 @@ impl Flights {
                         body: hit.body.to_vec(),
                     };
                     let cache_control = hit.cache_control;
-                    flight.execution.on_call_answer(
-                        call.id,
-                        outcome,
-                        cache_control.as_deref(),
-                        now,
-                    );
+                    flight
+                        .execution
+                        .on_call_answer(id, outcome, cache_control.as_deref(), now);
                     return;
                 }
                 flight.metrics.borrow_mut().answer_cache(CacheEvent::Miss);
             }
+            // Join an identical call in flight for another request (never
+            // one this request already waits for: two of its own calls can
+            // have one identity, e.g. two upstreams with the same target).
             let joined = self
                 .joinable
-                .get(&shared.key[..])
+                .get(&shared.key)
                 .copied()
-                .filter(|_| shared.joinable);
+                .filter(|token| shared.joinable && !flight.calls.contains_key(token));
             if let Some(token) = joined {
                 if let Some(out) = self.outgoing.get_mut(&token) {
                     out.waiting.push(context_id);
+                    let in_flight = InFlight {
+                        id,
+                        upstream: out.upstream.clone(),
+                        path: out.path.clone(),
+                        sent_ms: now,
+                        timeout_ms: request.timeout_ms,
+                        own: Some((request, shareable)),
+                    };
                     flight.calls.insert(token, in_flight);
                     flight.metrics.borrow_mut().coalesced();
                     return;
@@ -457,18 +528,31 @@ impl Flights {
         match dispatched {
             Ok(token) => {
                 if let Some(shared) = shared.as_ref().filter(|s| s.joinable) {
-                    self.joinable.insert(shared.key.clone(), token);
+                    self.joinable.insert(shared.key, token);
                 }
+                let path: Rc<str> = request.path.as_str().into();
                 self.outgoing.insert(
                     token,
                     Outgoing {
                         waiting: vec![context_id],
+                        upstream: request.upstream.clone(),
+                        path: path.clone(),
                         sent_ms: now,
                         timeout_ms: request.timeout_ms,
                         shared,
                     },
                 );
-                flight.calls.insert(token, in_flight);
+                flight.calls.insert(
+                    token,
+                    InFlight {
+                        id,
+                        upstream: request.upstream.clone(),
+                        path,
+                        sent_ms: now,
+                        timeout_ms: request.timeout_ms,
+                        own: None,
+                    },
+                );
             }
             Err(status) => {
                 let reason = format!(
@@ -486,7 +570,7 @@ impl Flights {
                     .borrow_mut()
                     .call(&request.upstream, "rejected", 0);
                 flight.execution.on_call_outcome(
-                    call.id,
+                    id,
                     CallOutcome::Failed(CallFailure::Rejected(reason)),
                     now,
                 );
@@ -495,33 +579,24 @@ impl Flights {
     }
 }
 
-impl Flight {
-    /// Hands a call's outcome to the engine, with its metrics and (within
-    /// the ration) its log line; whether the engine took it as data.
-    fn finish_call(
-        &mut self,
-        call: &InFlight,
-        outcome: CallOutcome,
-        cache_control: Option<&str>,
-        now: u64,
-        log_budget: &mut LogBudget,
-    ) -> bool {
-        let kind = outcome.kind();
-        let elapsed = now.saturating_sub(call.sent_ms);
-        if kind != "ok" && log_budget.allows(now) {
-            warn!(
-                "graphql-aggregator: request {}: call to {} {} ended: {kind} after {elapsed} ms",
-                self.request_id,
-                call.upstream,
-                shortened(&call.path)
-            );
-        }
-        self.metrics
-            .borrow_mut()
-            .call(&call.upstream, kind, elapsed);
-        self.execution
-            .on_call_answer(call.id, outcome, cache_control, now)
+/// Counts a function call that ended (as `kind` says, after `elapsed_ms`)
+/// and, within the ration, logs one that failed.
+fn record_call(
+    metrics: &Rc<RefCell<Metrics>>,
+    log_budget: &mut LogBudget,
+    request_id: &str,
+    (upstream, path): (&Arc<str>, &Rc<str>),
+    kind: &'static str,
+    elapsed_ms: u64,
+    now: u64,
+) {
+    if kind != "ok" && log_budget.allows(now) {
+        warn!(
+            "graphql-aggregator: request {request_id}: call to {upstream} {} ended: {kind} after {elapsed_ms} ms",
+            shortened(path)
+        );
     }
+    metrics.borrow_mut().call(upstream, kind, elapsed_ms);
 }
 
 /// The answer cache's entry for a shared call's answer, with its slot:

@@ -5,7 +5,7 @@
 
 use crate::hosts::{post, post_headers_with, Host, SEED_QUERY, SEED_REPLY};
 use crate::play::{answer, assert_idle, reply_json, respond_on};
-use host_tests::{Call, Plugin};
+use host_tests::{Call, Failure, Plugin};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -125,9 +125,11 @@ fn a_request_that_leaves_does_not_cancel_a_joined_call() {
     assert_idle(&plugin);
 }
 
-/// A request that joined a call later than its sender: the sender times
-/// out (the tick answers it with UPSTREAM_TIMEOUT), and the call's answer
-/// still serves the request that joined it, which has time left.
+/// A request that joined a call later than its sender keeps its own
+/// deadline: the sender times out (the tick answers it with
+/// UPSTREAM_TIMEOUT), the host's timer ends the call at the sender's
+/// timeout, and the request that joined, with time left, sends the call
+/// again and gets its data.
 #[test]
 fn a_request_that_times_out_does_not_break_the_other() {
     let config = config_with(
@@ -140,20 +142,64 @@ fn a_request_that_times_out_does_not_break_the_other() {
     let b = post(&plugin, SEED_QUERY);
     let calls = plugin.pending_calls();
     assert_eq!(calls.len(), 1, "b joined a's call: {:?}", paths(&calls));
-    plugin.advance(Duration::from_millis(500));
+    assert_eq!(calls[0].timeout_ms, 1000);
+    plugin.advance(Duration::from_millis(400));
     let timed_out = reply_json(&a);
     assert_eq!(
         timed_out["errors"][0]["extensions"]["code"], "UPSTREAM_TIMEOUT",
         "{timed_out}"
     );
-    assert!(b.reply().is_none(), "b still has 500 ms");
-    respond_on(&plugin, &calls[0]);
+    assert!(b.reply().is_none(), "b still has 600 ms");
+    // The host's own timer fires for the call a sent.
+    plugin.fail(calls[0].token, Failure::Timeout);
+    assert!(b.reply().is_none(), "b sends the call again");
+    let again = plugin.pending_calls();
+    assert_eq!(paths(&again), paths(&calls));
+    assert!(
+        again[0].timeout_ms <= 600 && again[0].timeout_ms > 500,
+        "{}",
+        again[0].timeout_ms
+    );
+    respond_on(&plugin, &again[0]);
     let next = plugin.pending_calls();
     assert_eq!(next.len(), 1);
     respond_on(&plugin, &next[0]);
     assert_eq!(
         reply_json(&b),
         serde_json::from_str::<Value>(SEED_REPLY).unwrap()
+    );
+    // One call of each: the first one timed out, counted once.
+    assert_eq!(
+        metric(&plugin, "graphql_aggregator.calls.openfaas.timeout"),
+        1
+    );
+    assert_idle(&plugin);
+}
+
+/// Two of one request's own calls with one identity (two upstreams with
+/// the same target, authority and prefix): each is answered, the second
+/// never joins the first (it would overwrite the first's place and leave
+/// it unanswered until the deadline).
+#[test]
+fn a_request_never_joins_its_own_call() {
+    let schema = r#"
+type Query {
+  a: User @http(upstream: "openfaas", path: "/user-profile?id=1")
+  b: User @http(upstream: "warehouse", path: "/user-profile?id=1")
+}
+type User { id: ID! name: String }
+"#;
+    let plugin = Host::Envoy.plugin_with(&config_with(Host::Envoy, json!({"schema": schema})));
+    let request = post(&plugin, r#"{"query":"{ a { name } b { name } }"}"#);
+    let calls = plugin.pending_calls();
+    assert_eq!(calls.len(), 2, "{:?}", paths(&calls));
+    for call in &calls {
+        respond_on(&plugin, call);
+    }
+    let reply = reply_json(&request);
+    assert_eq!(
+        reply,
+        json!({"data": {"a": {"name": "Alice"}, "b": {"name": "Alice"}}})
     );
     assert_idle(&plugin);
 }
