@@ -130,6 +130,9 @@ struct RawOperation {
 pub struct PersistedQueries {
     /// Clients may register documents (APQ).
     pub automatic: bool,
+    /// `automatic` was left out of the configuration (a host without
+    /// shared memory to spare may turn the default off).
+    pub automatic_by_default: bool,
     /// Only the manifest's documents run (trusted documents).
     pub only_listed: bool,
     /// The registry's slots (shared-data keys).
@@ -142,6 +145,7 @@ impl Default for PersistedQueries {
     fn default() -> Self {
         PersistedQueries {
             automatic: true,
+            automatic_by_default: true,
             only_listed: false,
             max_registered: DEFAULT_MAX_REGISTERED,
             manifest: HashMap::new(),
@@ -209,6 +213,7 @@ impl PersistedQueries {
         }
         Ok(PersistedQueries {
             automatic,
+            automatic_by_default: raw.automatic.is_none(),
             only_listed: raw.only_listed,
             max_registered,
             manifest,
@@ -793,6 +798,7 @@ mod tests {
         manifest.insert(sha256("query L { a }"), "query L { a }".into());
         PersistedQueries {
             automatic,
+            automatic_by_default: false,
             only_listed,
             max_registered: 16,
             manifest,

@@ -91,8 +91,24 @@ impl RootContext for Plugin {
         let loaded = std::str::from_utf8(&text)
             .map_err(|e| format!("configuration is not UTF-8: {e}"))
             .and_then(|text| Gateway::from_json(text).map_err(|e| e.to_string()));
+        let acts_for_requests =
+            flights::with(&self.flights, |f| f.acts_for_requests()).unwrap_or(false);
         let gateway = match loaded {
-            Ok(gateway) => {
+            Ok(mut gateway) => {
+                // Kong keeps shared data in a zone that must be configured
+                // (`nginx_wasm_main_shm_kv`), and traps the worker on any
+                // shared-data call without one: there, the registry of
+                // automatic persisted queries is used only when the
+                // configuration asks for it.
+                let persisted = &mut gateway.persisted_queries;
+                if !acts_for_requests && persisted.automatic && persisted.automatic_by_default {
+                    persisted.automatic = false;
+                    info!(
+                        "graphql-aggregator: automatic persisted queries are off on this host \
+                         unless `persisted_queries.automatic` is true (they need a shared-memory \
+                         zone: nginx_wasm_main_shm_kv on Kong)"
+                    );
+                }
                 for warning in &gateway.warnings {
                     warn!("graphql-aggregator: {warning}");
                 }

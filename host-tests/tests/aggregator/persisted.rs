@@ -73,7 +73,12 @@ on_both_hosts! {
     /// host's shared data, and the hash alone then runs from the registry,
     /// over POST and over GET.
     fn apq_round_trip(host: Host) {
-        let plugin = host.plugin();
+        // On by default on Envoy; on Kong only when asked for (its
+        // shared-data zone must be configured).
+        let plugin = match host {
+            Host::Envoy => host.plugin(),
+            Host::Kong => host.plugin_with(&config(host, json!({"automatic": true}))),
+        };
         let only_hash = json!({"extensions": extensions(APQ_HASH)}).to_string();
 
         let miss = post(&plugin, &only_hash);
@@ -115,7 +120,7 @@ on_both_hosts! {
     /// choice) the not-found reply is a 404, and a hash that is not the
     /// document's is refused without registering anything.
     fn apq_statuses_and_mismatch(host: Host) {
-        let plugin = host.plugin();
+        let plugin = host.plugin_with(&config(host, json!({"automatic": true})));
         let mut request = plugin.request(&[
             (":method", "POST"),
             (":path", "/graphql"),
@@ -171,6 +176,39 @@ on_both_hosts! {
         assert_eq!(counter(&plugin, "hits"), 1);
         assert_idle(&plugin);
     }
+}
+
+/// Kong without an shm zone traps on any shared-data call, and a Kong
+/// upgraded to this filter may have none: there APQ is off unless the
+/// configuration turns it on, so a client's hash alone is answered
+/// `PersistedQueryNotSupported` (clients then send documents in full),
+/// and documents sent with their hash run unregistered.
+#[test]
+fn apq_is_off_by_default_on_kong() {
+    let plugin = Plugin::new(
+        &fixtures::aggregator(),
+        Host::Kong.profile().without_shm_kv(),
+        &Host::Kong.config(),
+    );
+    assert!(plugin.has_log("automatic persisted queries are off on this host"));
+    let only_hash = post(
+        &plugin,
+        &json!({"extensions": extensions(APQ_HASH)}).to_string(),
+    );
+    assert_eq!(
+        code(&reply_json(&only_hash)),
+        "PERSISTED_QUERY_NOT_SUPPORTED"
+    );
+    let mut full = post(
+        &plugin,
+        &json!({"query": APQ, "extensions": extensions(APQ_HASH)}).to_string(),
+    );
+    assert_eq!(
+        answer_all(&mut full),
+        json!({"data": {"user": {"name": "Alice"}}})
+    );
+    assert_eq!(plugin.trapped(), None);
+    assert_idle(&plugin);
 }
 
 /// Kong without an shm zone traps on any shared-data call: trusted
