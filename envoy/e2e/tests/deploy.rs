@@ -287,6 +287,8 @@ fn kong_files_agree() {
     let mut expected = config::demo_filter_config(&demo).unwrap();
     expected["upstreams"]["openfaas"]["target"] = json!("functions:8081");
     expected["upstreams"]["openfaas"]["authority"] = json!("functions:8081");
+    // APQ registrations need Kong's shared-memory zone: on only when asked.
+    expected["persisted_queries"] = json!({"automatic": true});
     let configs = shipped_configs();
     for place in ["kong-wasm/kong.yml", "kong-wasm/kong-plugins.yml"] {
         let (_, config) = configs.iter().find(|(p, _)| p == place).unwrap();
