@@ -93,6 +93,9 @@ impl RootContext for Plugin {
             .and_then(|text| Gateway::from_json(text).map_err(|e| e.to_string()));
         let acts_for_requests =
             flights::with(&self.flights, |f| f.acts_for_requests()).unwrap_or(false);
+        // Where calls do not outlive their request (Kong cancels them), the
+        // SDK forgets them with it (vendor/proxy-wasm/PATCHES.md, patch 4).
+        proxy_wasm::set_calls_end_with_their_context(!acts_for_requests);
         let gateway = match loaded {
             Ok(mut gateway) => {
                 // Kong keeps shared data in a zone that must be configured

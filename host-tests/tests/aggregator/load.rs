@@ -91,3 +91,34 @@ on_both_hosts! {
         assert_idle(&plugin);
     }
 }
+
+on_both_hosts! {
+    /// 20,000 clients that leave while their calls are in flight: Kong
+    /// cancels those calls (they never answer), Envoy answers them later to
+    /// the root context; either way the VM keeps nothing of them (the SDK
+    /// kept a callout entry per cancelled call on Kong).
+    fn clients_that_leave_leave_nothing_behind(host: Host) {
+        let plugin = host.plugin();
+        let mut at_2000 = 0;
+        for i in 1..=20_000usize {
+            let mut request = post(&plugin, &seed_query_for(1 + i % 50));
+            let calls = request.pending_calls();
+            assert_eq!(calls.len(), 1);
+            request.finish();
+            if host == Host::Envoy {
+                // Envoy answers the call anyway; nobody waits for it.
+                respond_on(&plugin, &calls[0]);
+            }
+            if i == 2_000 {
+                at_2000 = plugin.memory_size_bytes();
+            }
+        }
+        let at_20000 = plugin.memory_size_bytes();
+        println!("{host:?}: linear memory {at_2000} bytes after 2,000 clients left, {at_20000} after 20,000");
+        assert!(
+            at_20000 <= at_2000 + 65_536,
+            "memory grew from {at_2000} to {at_20000} bytes between client 2,000 and 20,000"
+        );
+        assert_idle(&plugin);
+    }
+}

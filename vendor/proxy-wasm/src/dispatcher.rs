@@ -35,6 +35,11 @@ pub(crate) fn set_http_context(callback: NewHttpContext) {
     DISPATCHER.with(|dispatcher| dispatcher.set_http_context(callback));
 }
 
+// graphql-aggregator patch: see `Dispatcher::calls_end_with_their_context`.
+pub(crate) fn set_calls_end_with_their_context(yes: bool) {
+    DISPATCHER.with(|dispatcher| dispatcher.calls_end_with_their_context.set(yes));
+}
+
 pub(crate) fn register_callout(token_id: u32) {
     DISPATCHER.with(|dispatcher| dispatcher.register_callout(token_id));
 }
@@ -66,6 +71,10 @@ struct Dispatcher {
     parents: RefCell<HashMap<u32, u32>>,
     // Token -> (context that dispatched it, that context's root).
     callouts: RefCell<HashMap<u32, (u32, u32)>>,
+    // graphql-aggregator patch: whether the host cancels a context's calls
+    // when the context ends (Kong), so that their entries are dropped with
+    // it; by default they are kept (Envoy answers them later).
+    calls_end_with_their_context: Cell<bool>,
     grpc_callouts: RefCell<HashMap<u32, u32>>,
     grpc_streams: RefCell<HashMap<u32, u32>>,
 }
@@ -82,6 +91,7 @@ impl Dispatcher {
             active_id: Cell::new(0),
             parents: RefCell::new(HashMap::new()),
             callouts: RefCell::new(HashMap::new()),
+            calls_end_with_their_context: Cell::new(false),
             grpc_callouts: RefCell::new(HashMap::new()),
             grpc_streams: RefCell::new(HashMap::new()),
         }
@@ -254,6 +264,11 @@ impl Dispatcher {
 
     fn on_delete(&self, context_id: u32) {
         self.parents.borrow_mut().remove(&context_id);
+        if self.calls_end_with_their_context.get() {
+            self.callouts
+                .borrow_mut()
+                .retain(|_, (dispatcher_id, _)| *dispatcher_id != context_id);
+        }
         if !(self.http_streams.borrow_mut().remove(&context_id).is_some()
             || self.streams.borrow_mut().remove(&context_id).is_some()
             || self.roots.borrow_mut().remove(&context_id).is_some())

@@ -63,6 +63,15 @@ pub fn set_log_level(level: types::LogLevel) {
     logger::set_log_level(level);
 }
 
+/// graphql-aggregator patch: tells the SDK that the host cancels a
+/// context's pending calls when the context ends (Kong), so that their
+/// callouts are forgotten with it instead of kept for an answer that never
+/// comes. Off by default: Envoy answers such calls later (to the root
+/// context, see `on_http_call_response`).
+pub fn set_calls_end_with_their_context(yes: bool) {
+    dispatcher::set_calls_end_with_their_context(yes);
+}
+
 pub fn set_root_context(callback: types::NewRootContext) {
     dispatcher::set_root_context(callback);
 }
