@@ -288,6 +288,16 @@ fn check_operation(
     let document = ast
         .to_executable_validate(schema)
         .map_err(|e| describe(&e.errors))?;
+    // One operation an entry, as Apollo's manifests are: with several, a
+    // client could run an operation of the body that was never listed
+    // (with `operationName`).
+    let operations = document.operations.iter().count();
+    if operations != 1 {
+        return Err(format!(
+            "{what}: its body has {operations} operations; a manifest entry holds exactly one \
+             (with its fragments)"
+        ));
+    }
     let operation = match document.operations.get(name.as_deref()) {
         Ok(operation) => operation,
         Err(_) => {
@@ -639,6 +649,18 @@ mod tests {
 
     fn operation(body: &str, name: &str) -> serde_json::Value {
         serde_json::json!({"id": hex(&sha256(body)), "body": body, "name": name, "type": "query"})
+    }
+
+    #[test]
+    fn a_manifest_entry_holds_one_operation() {
+        let body = "query Listed { a } query Other { a }";
+        let manifest = serde_json::json!({
+            "format": MANIFEST_FORMAT, "version": 1,
+            "operations": [{"id": hex(&sha256(body)), "body": body, "name": "Listed", "type": "query"}],
+        });
+        let error =
+            load(serde_json::json!({"only_listed": true, "manifest": manifest})).unwrap_err();
+        assert!(error.contains("2 operations"), "{error}");
     }
 
     #[test]
