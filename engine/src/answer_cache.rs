@@ -79,47 +79,30 @@ pub type CallIdentity = [u8; 32];
 /// A call's [`CallIdentity`].
 pub fn call_identity(request: &UpstreamRequest) -> CallIdentity {
     use sha2::{Digest, Sha256};
-    Sha256::digest(call_key(request)).into()
-}
-
-/// Everything that makes a call, in one byte string.
-fn call_key(request: &UpstreamRequest) -> Vec<u8> {
-    let headers: usize = request
-        .headers
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 2)
-        .sum();
-    let body = request.body.as_deref().unwrap_or_default();
-    let mut key = Vec::with_capacity(
-        request.target.len()
-            + request.method.len()
-            + request.authority.len()
-            + request.path.len()
-            + headers
-            + body.len()
-            + 8,
-    );
-    for part in [
-        request.target.as_bytes(),
-        request.method.as_bytes(),
-        request.authority.as_bytes(),
-        request.path.as_bytes(),
-    ] {
-        key.extend_from_slice(part);
-        key.push(0);
-    }
+    // Each part with its length before it: no text can run into the next
+    // part. Streamed into the hash: nothing is allocated.
+    let mut hasher = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    part(request.target.as_bytes());
+    part(request.method.as_bytes());
+    part(request.authority.as_bytes());
+    part(request.path.as_bytes());
     for (name, value) in request.headers.iter() {
         if name == REQUEST_ID_HEADER || name == DEADLINE_HEADER {
             continue;
         }
-        key.extend_from_slice(name.as_bytes());
-        key.push(b':');
-        key.extend_from_slice(value.as_bytes());
-        key.push(0);
+        part(name.as_bytes());
+        part(value.as_bytes());
     }
-    key.push(0);
-    key.extend_from_slice(body);
-    key
+    // No body and an empty one are different calls.
+    if let Some(body) = &request.body {
+        part(body);
+    }
+    hasher.update([u8::from(request.body.is_some())]);
+    hasher.finalize().into()
 }
 
 /// Whether the call carries `authorization` (a credential: RFC 9111 §3.5).
