@@ -94,9 +94,9 @@ lint: rust-target
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p graphql-aggregator -p graphql-aggregator-engine --target $(WASM_TARGET) -- -D warnings
 
-## unit: engine and mock-function tests, natively
+## unit: engine, command-line tool and mock-function tests, natively
 unit:
-	$(CARGO) test --locked -p graphql-aggregator-engine -p mock-functions -p graphql-corpus
+	$(CARGO) test --locked -p graphql-aggregator-engine -p mock-functions -p graphql-corpus -p graphql-aggregator-cli
 
 ## host-tests: the built .wasm driven through the Proxy-Wasm ABI
 # Release build: wasmi's interpreter only runs in constant stack when optimised

@@ -322,6 +322,33 @@ pub fn encode(text: &str) -> impl Iterator<Item = &str> {
     utf8_percent_encode(text, COMPONENT)
 }
 
+/// The template as written in `@http(path:)` (for tools that show a
+/// resolver, such as the `graphql-aggregator` CLI): its placeholders as
+/// `{args.*}`/`{parent.*}`; a query parameter written without `=` is shown
+/// with one (`?flag` as `?flag=`), which renders the same.
+impl fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_pieces(f, &self.path)?;
+        for (i, (name, value)) in self.query.iter().enumerate() {
+            f.write_str(if i == 0 { "?" } else { "&" })?;
+            f.write_str(name)?;
+            f.write_str("=")?;
+            write_pieces(f, value)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_pieces(f: &mut fmt::Formatter<'_>, pieces: &[Piece]) -> fmt::Result {
+    for piece in pieces {
+        match piece {
+            Piece::Literal(text) => f.write_str(text)?,
+            Piece::Value(source) => write!(f, "{source}")?,
+        }
+    }
+    Ok(())
+}
+
 /// A path-and-query template such as `/users/{args.id}/orders?limit={args.limit}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathTemplate {
@@ -612,6 +639,17 @@ impl BodyTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_template_displays_as_written() {
+        for text in [
+            "/users",
+            "/user-profile?id={args.id}",
+            "/u/{parent.id}/o?a=1&b={args.x.y}",
+        ] {
+            assert_eq!(PathTemplate::parse(text).unwrap().to_string(), text);
+        }
+    }
 
     #[test]
     fn a_header_missing_its_value_is_not_sent() {

@@ -188,7 +188,7 @@ fn apq_is_off_by_default_on_kong() {
     let plugin = Plugin::new(
         &fixtures::aggregator(),
         Host::Kong.profile().without_shm_kv(),
-        &Host::Kong.config(),
+        Host::Kong.config(),
     );
     assert!(plugin.has_log("automatic persisted queries are off on this host"));
     let only_hash = post(
