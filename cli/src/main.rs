@@ -4,6 +4,7 @@
 //! ```sh
 //! graphql-aggregator check graphql-aggregator.yaml --deny-warnings
 //! graphql-aggregator explain graphql-aggregator.yaml '{ users { id orders { id } } }' --list-size 50
+//! graphql-aggregator render graphql-aggregator.yaml --for envoy > envoy.yaml
 //! ```
 
 mod explain;
@@ -11,6 +12,7 @@ mod lint;
 mod load;
 mod problem;
 mod reach;
+mod render;
 mod source;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -60,6 +62,36 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Print a gateway's configuration file with the filter's configuration
+    /// embedded (escaped for its place). The configuration is checked first
+    /// (as `check` does, after the overrides); problems go to stderr and the
+    /// exit status is 1.
+    Render {
+        /// The configuration (as for `check`).
+        config: PathBuf,
+        /// The gateway's file.
+        #[arg(long = "for", value_enum)]
+        target: render::Target,
+        /// Set an upstream's `target` (repeatable), e.g. openfaas=functions:8081.
+        #[arg(long, value_name = "NAME=TARGET", value_parser = render::pair)]
+        upstream_target: Vec<(String, String)>,
+        /// Set an upstream's `authority` (repeatable).
+        #[arg(long, value_name = "NAME=AUTHORITY", value_parser = render::pair)]
+        upstream_authority: Vec<(String, String)>,
+        /// Set a key to a JSON value (repeatable); KEY may be a dotted path,
+        /// e.g. persisted_queries='{"automatic": true}' or
+        /// upstreams.openfaas.forward_headers='["authorization"]'.
+        #[arg(long, value_name = "KEY=JSON", value_parser = render::pair)]
+        set: Vec<(String, String)>,
+        /// Kong's meta.json, carried by `--for kong-kubernetes`
+        /// (kong-wasm/graphql-aggregator.meta.json).
+        #[arg(long, value_name = "FILE")]
+        kong_meta: Option<PathBuf>,
+        /// Write the file here (only when rendering succeeds) instead of
+        /// printing it.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// How `explain` prints.
@@ -85,6 +117,87 @@ fn main() -> ExitCode {
             list_size,
             format,
         } => explain(&config, &query, variables, operation, list_size, format),
+        Command::Render {
+            config,
+            target,
+            upstream_target,
+            upstream_authority,
+            set,
+            kong_meta,
+            output,
+        } => {
+            let overrides = render::Overrides {
+                targets: upstream_target,
+                authorities: upstream_authority,
+                sets: set,
+            };
+            render(
+                &config,
+                target,
+                &overrides,
+                kong_meta.as_deref(),
+                output.as_deref(),
+            )
+        }
+    }
+}
+
+/// `render`: the gateway's file, or why the configuration cannot be used.
+fn render(
+    config: &Path,
+    target: render::Target,
+    overrides: &render::Overrides,
+    kong_meta: Option<&Path>,
+    output: Option<&Path>,
+) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::FAILURE
+    };
+    let loaded = match load::load(config) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for problem in errors {
+                eprintln!("{problem}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &loaded.warnings {
+        eprintln!("{warning}");
+    }
+    let mut value: serde_json::Value = match serde_json::from_str(&loaded.source.json) {
+        Ok(value) => value,
+        Err(e) => return fail(format!("{}: {e}", config.display())),
+    };
+    if let Err(e) = render::apply(&mut value, overrides) {
+        return fail(e);
+    }
+    if let Err(e) = graphql_aggregator_engine::config::Gateway::from_json(&value.to_string()) {
+        return fail(format!(
+            "the filter refuses the configuration with the overrides: {e}"
+        ));
+    }
+    let meta = match kong_meta.map(std::fs::read_to_string).transpose() {
+        Ok(meta) => meta,
+        Err(e) => return fail(format!("--kong-meta: {e}")),
+    };
+    let text = match render::render(target, &value, meta.as_deref()) {
+        Ok(text) => text,
+        Err(e) => return fail(e),
+    };
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => {
+            let tmp = path.with_extension("render-tmp");
+            match std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(format!("cannot write {}: {e}", path.display())),
+            }
+        }
     }
 }
 

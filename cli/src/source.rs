@@ -197,7 +197,7 @@ impl ConfigSource {
         let mut value = parse(&text, format)?;
         let object = value.as_object_mut().ok_or(SourceError::NotAnObject)?;
         let inline = object.get("schema").cloned();
-        let (sdl, origin) = match (inline, object.remove("schema_file")) {
+        let (sdl, origin) = match (inline, object.get("schema_file").cloned()) {
             (Some(_), Some(_)) => {
                 return Err(SourceError::BothSchemas(find_key(&text, &["schema"])))
             }
@@ -215,7 +215,16 @@ impl ConfigSource {
                         error,
                     }
                 })?;
-                object.insert("schema".into(), Value::String(sdl.clone()));
+                // `schema` where `schema_file` was: the filter's JSON keeps
+                // the file's order.
+                let rest = std::mem::take(object);
+                for (key, item) in rest {
+                    if key == "schema_file" {
+                        object.insert("schema".into(), Value::String(sdl.clone()));
+                    } else {
+                        object.insert(key, item);
+                    }
+                }
                 (sdl, SchemaOrigin::File(schema_path))
             }
             // Not a string: the engine says so, at the key.
