@@ -53,7 +53,7 @@ $(TEST_JS_DEPS): $(TEST_JS)/package-lock.json
 # Debian tools: wasm-opt (binaryen), wasm-validate (wabt), docker-registry
 # (the OCI test's local registry), wrk (make bench). Installed with apt-get
 # when missing.
-DEBIAN_TOOLS := wasm-opt:binaryen wasm-validate:wabt docker-registry:docker-registry wrk:wrk
+DEBIAN_TOOLS := wasm-opt:binaryen wasm-validate:wabt docker-registry:docker-registry wrk:wrk chromium:chromium
 
 debian-tools:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
@@ -95,7 +95,7 @@ lint: rust-target
 	$(CARGO) clippy --locked -p graphql-aggregator -p graphql-aggregator-engine --target $(WASM_TARGET) -- -D warnings
 
 ## unit: engine, command-line tool and mock-function tests, natively
-unit:
+unit: envoy wasm
 	$(CARGO) test --locked -p graphql-aggregator-engine -p mock-functions -p graphql-corpus -p graphql-aggregator-cli
 
 ## host-tests: the built .wasm driven through the Proxy-Wasm ABI
@@ -210,6 +210,23 @@ fuzz-smoke: cargo-fuzz
 
 fuzz: FUZZ_SECONDS = 600
 fuzz: fuzz-smoke
+
+## render: regenerate the shipped gateway files from deploy/graphql-aggregator.yaml
+## and deploy/schema.graphql (`graphql-aggregator render`, templates in
+## cli/templates/), then the compose copy of the Envoy demo
+# One line per file, its per-gateway flags included: cli/tests/render.rs
+# renders each line's file the same way and fails when the file is out of date.
+RENDER := $(CARGO) run --locked -q -p graphql-aggregator-cli -- render deploy/graphql-aggregator.yaml
+
+.PHONY: render
+render:
+	$(RENDER) --for envoy -o envoy/envoy.yaml
+	$(RENDER) --for kong --upstream-target openfaas=functions:8081 --upstream-authority openfaas=functions:8081 --set persisted_queries='{"automatic": true}' -o kong-wasm/kong.yml
+	$(RENDER) --for kong-plugins --upstream-target openfaas=functions:8081 --upstream-authority openfaas=functions:8081 --set persisted_queries='{"automatic": true}' -o kong-wasm/kong-plugins.yml
+	$(RENDER) --for istio --upstream-target 'openfaas=outbound|8080||gateway.openfaas.svc.cluster.local' --set upstreams.openfaas.forward_headers='["authorization", "x-request-id"]' -o kubernetes/istio/graphql.yaml
+	$(RENDER) --for envoy-gateway --upstream-target openfaas=httproute/openfaas/functions/rule/0 --set upstreams.openfaas.forward_headers='["authorization", "x-request-id"]' -o kubernetes/envoy-gateway/graphql.yaml
+	$(RENDER) --for kong-kubernetes --kong-meta kong-wasm/graphql-aggregator.meta.json --upstream-target openfaas=gateway.openfaas:8080 --set persisted_queries='{"automatic": true}' -o kubernetes/kong/graphql.yaml
+	ENVOY_E2E_WRITE_COMPOSE_CONFIG=1 $(CARGO) test --locked -q -p envoy-e2e --test e2e -- compose::envoy_config_is_the_demo_with_container_addresses
 
 ## test: everything
 test: lint unit host-tests e2e oci-test fuzz-smoke

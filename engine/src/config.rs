@@ -25,7 +25,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every top-level key of the configuration: Kong's `meta.json` schema
 /// must list each (a deploy test holds it), or Kong refuses it.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 10] = [
     "schema",
     "upstreams",
     "introspection",
@@ -35,6 +35,7 @@ pub const KEYS: [&str; 9] = [
     "coalesce",
     "answer_cache",
     "persisted_queries",
+    "graphiql",
 ];
 
 /// The configuration as written by the user.
@@ -58,6 +59,9 @@ struct RawConfig {
     coalesce: bool,
     #[serde(default)]
     answer_cache: crate::answer_cache::AnswerCacheConfig,
+    /// `graphiql` (off by default).
+    #[serde(default)]
+    graphiql: crate::graphiql::RawGraphiql,
 }
 
 fn default_plan_cache_size() -> usize {
@@ -187,6 +191,8 @@ pub struct Gateway {
     pub coalesce: bool,
     /// The bounds of the answer cache shared across requests and workers.
     pub answer_cache: crate::answer_cache::AnswerCacheConfig,
+    /// The GraphiQL page served to browsers at the GraphQL path (`graphiql`).
+    pub graphiql: crate::graphiql::Graphiql,
     /// Problems that did not stop the configuration from loading; the adapter
     /// logs them.
     pub warnings: Vec<String>,
@@ -240,6 +246,8 @@ impl Gateway {
             &raw.limits,
         )
         .map_err(|e| ConfigError::Json(format!("persisted_queries: {e}")))?;
+        let graphiql = crate::graphiql::Graphiql::load(raw.graphiql)
+            .map_err(|e| ConfigError::Json(e.to_string()))?;
         let implementers = loaded.api.implementers_map();
         let mut forwarded_names = vec![crate::upstream::REQUEST_ID_HEADER.to_string()];
         for upstream in upstreams.values() {
@@ -263,6 +271,7 @@ impl Gateway {
             .collect::<Vec<_>>()
             .join(", ");
         Ok(Gateway {
+            graphiql,
             vary,
             forwarded_names,
             implementers,
@@ -484,6 +493,7 @@ mod tests {
             "coalesce": false,
             "answer_cache": {"max_bytes": 65536, "max_entry_bytes": 4096},
             "persisted_queries": {},
+            "graphiql": {"enabled": true, "assets_url": "https://assets.example/graphiql/"},
         });
         let keys: Vec<&str> = values
             .as_object()

@@ -41,6 +41,7 @@ pub mod config;
 pub mod error;
 pub mod execute;
 pub mod fetched;
+pub mod graphiql;
 pub mod hashing;
 pub mod key_path;
 pub mod limits;

@@ -143,6 +143,15 @@ impl Execution {
         store: Option<&mut dyn SharedStore>,
     ) -> Self {
         let media = ResponseMedia::negotiate(http.header("accept"));
+        if let Some(page) = gateway.graphiql.page_for(http) {
+            return Execution {
+                gateway,
+                media,
+                run: None,
+                reply: Some(page),
+                persisted: persisted::Report::default(),
+            };
+        }
         let mut execution = Execution {
             gateway,
             media,

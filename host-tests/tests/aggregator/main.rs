@@ -44,6 +44,7 @@ mod coalescing;
 mod configuration;
 mod failures;
 mod faults;
+mod graphiql;
 mod load;
 mod observability;
 mod orders;
