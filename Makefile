@@ -44,6 +44,9 @@ $(ENVOY):
 # the compose files.
 TEST_JS := envoy/e2e/js
 TEST_JS_DEPS := $(TEST_JS)/node_modules/.installed
+# The demo's GraphiQL assets, bundled from those npm packages (below).
+GRAPHIQL_ASSETS := dist/graphiql/graphiql.mjs
+ESBUILD := ./node_modules/.bin/esbuild
 
 $(TEST_JS_DEPS): $(TEST_JS)/package-lock.json
 	@command -v npm >/dev/null || { echo "error: Node.js and npm are needed for the introspection and compose tests (Debian: apt-get install nodejs npm)"; exit 1; }
@@ -220,7 +223,7 @@ RENDER := $(CARGO) run --locked -q -p graphql-aggregator-cli -- render deploy/gr
 
 .PHONY: render
 render:
-	$(RENDER) --for envoy -o envoy/envoy.yaml
+	$(RENDER) --for envoy --set graphiql='{"enabled": true, "assets_url": "http://127.0.0.1:8088/"}' -o envoy/envoy.yaml
 	$(RENDER) --for kong --upstream-target openfaas=functions:8081 --upstream-authority openfaas=functions:8081 --set persisted_queries='{"automatic": true}' -o kong-wasm/kong.yml
 	$(RENDER) --for kong-plugins --upstream-target openfaas=functions:8081 --upstream-authority openfaas=functions:8081 --set persisted_queries='{"automatic": true}' -o kong-wasm/kong-plugins.yml
 	$(RENDER) --for istio --upstream-target 'openfaas=outbound|8080||gateway.openfaas.svc.cluster.local' --set upstreams.openfaas.forward_headers='["authorization", "x-request-id"]' -o kubernetes/istio/graphql.yaml
@@ -231,9 +234,22 @@ render:
 ## test: everything
 test: lint unit host-tests e2e oci-test fuzz-smoke
 
-## demo: Envoy with the filter on 127.0.0.1:10000/graphql, mock functions on 127.0.0.1:8081
-demo: setup wasm functions
+## demo: Envoy with the filter on 127.0.0.1:10000/graphql, mock functions on 127.0.0.1:8081,
+## GraphiQL's assets on 127.0.0.1:8088
+demo: setup wasm functions $(GRAPHIQL_ASSETS)
 	envoy/demo.sh
+
+# GraphiQL's assets for the demo's page (`graphiql.assets_url`): GraphiQL 5,
+# React and the editor's workers bundled with esbuild from the npm packages
+# of envoy/e2e/js (see envoy/e2e/js/graphiql-bundle.mjs). Never in the .wasm.
+$(GRAPHIQL_ASSETS): $(TEST_JS_DEPS) $(TEST_JS)/graphiql-bundle.mjs
+	@echo "demo: bundling GraphiQL's assets into dist/graphiql"
+	cd $(TEST_JS) && $(ESBUILD) graphiql-bundle.mjs --bundle --format=esm --minify --log-level=warning \
+	  --loader:.ttf=file --asset-names=[name] '--define:process.env.NODE_ENV="production"' \
+	  --outfile=$(CURDIR)/dist/graphiql/graphiql.mjs
+	cd $(TEST_JS) && $(ESBUILD) --bundle --format=iife --minify --log-level=warning --entry-names=[name] \
+	  monaco-editor/esm/vs/editor/editor.worker.js monaco-editor/esm/vs/language/json/json.worker.js \
+	  monaco-graphql/esm/graphql.worker.js --outdir=$(CURDIR)/dist/graphiql
 
 clean-dist:
 	rm -rf dist
