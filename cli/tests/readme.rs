@@ -82,3 +82,58 @@ fn the_quick_start_checks_clean_and_explains_as_shown() {
     assert_eq!(code, 0, "{out}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every configuration in README.md's ```json blocks loads in the filter's
+/// engine: whole configurations as they are, and snippets (`"key": {...}`)
+/// of a top-level key or an upstream in a configuration of the demo's
+/// schema. Blocks that are requests (`extensions`, `variables`) are not
+/// configurations.
+#[test]
+fn every_configuration_in_the_readme_loads() {
+    use graphql_aggregator_engine::config::{Gateway, KEYS};
+    use serde_json::{json, Value};
+    let readme = readme();
+    let schema = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/schema.graphql"),
+    )
+    .expect("deploy/schema.graphql");
+    let base = json!({"schema": schema, "upstreams": {"openfaas": {"target": "openfaas"}}});
+    let mut checked = 0;
+    for block in readme.split("```json\n").skip(1) {
+        let text = &block[..block.find("\n```").expect("the block ends")];
+        let value: Value = serde_json::from_str(text)
+            .or_else(|_| serde_json::from_str(&format!("{{{text}}}")))
+            .unwrap_or_else(|e| panic!("a ```json block of README.md is not JSON ({e}):\n{text}"));
+        let object = value.as_object().expect("an object");
+        let config = if object.contains_key("schema") {
+            value.clone()
+        } else if object.keys().all(|k| KEYS.contains(&k.as_str())) {
+            let mut config = base.clone();
+            for (k, v) in object {
+                config[k] = v.clone();
+            }
+            config
+        } else if object.values().all(|v| v.get("target").is_some()) {
+            let mut config = base.clone();
+            for (k, v) in object {
+                config["upstreams"][k] = v.clone();
+            }
+            config
+        } else {
+            // A GraphQL request, not a configuration.
+            assert!(
+                object.contains_key("extensions") || object.contains_key("query"),
+                "{text}"
+            );
+            continue;
+        };
+        if let Err(e) = Gateway::from_json(&config.to_string()) {
+            panic!("README.md's configuration does not load: {e}\n{text}");
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "only {checked} configurations found in README.md"
+    );
+}
