@@ -21,7 +21,7 @@ WASM := dist/graphql-aggregator.wasm
 export ENVOY
 export GRAPHQL_AGGREGATOR_WASM := $(CURDIR)/$(WASM)
 
-.PHONY: all setup debian-tools rust-target envoy wasm functions trap-filter lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz oci-push oci-pull oci-test bench soak
+.PHONY: all setup debian-tools e2e-debian-tools rust-target envoy wasm functions trap-filter lint unit host-tests e2e test demo clean-dist cargo-fuzz fuzz-smoke fuzz oci-push oci-pull oci-test bench soak
 
 all: wasm
 
@@ -55,11 +55,14 @@ $(TEST_JS_DEPS): $(TEST_JS)/package-lock.json
 
 # Debian tools: wasm-opt (binaryen), wasm-validate (wabt), docker-registry
 # (the OCI test's local registry), wrk (make bench). Installed with apt-get
-# when missing.
-DEBIAN_TOOLS := wasm-opt:binaryen wasm-validate:wabt docker-registry:docker-registry wrk:wrk chromium:chromium
+# when missing. Chromium (the GraphiQL browser test) only for `make e2e`.
+DEBIAN_TOOLS := wasm-opt:binaryen wasm-validate:wabt docker-registry:docker-registry wrk:wrk
+E2E_DEBIAN_TOOLS := chromium:chromium
 
-debian-tools:
-	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+debian-tools: TOOLS = $(DEBIAN_TOOLS)
+e2e-debian-tools: TOOLS = $(E2E_DEBIAN_TOOLS)
+debian-tools e2e-debian-tools:
+	@missing=""; for pair in $(TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -117,7 +120,7 @@ trap-filter: rust-target
 	$(CARGO) build --locked --release -p trap-filter --target $(WASM_TARGET)
 
 ## e2e: real Envoy with the filter and the mock functions
-e2e: setup wasm functions trap-filter $(TEST_JS_DEPS)
+e2e: setup e2e-debian-tools wasm functions trap-filter $(TEST_JS_DEPS)
 	$(CARGO) test --locked -p envoy-e2e
 
 ## oci-push / oci-pull: publish or fetch the .wasm through an OCI registry

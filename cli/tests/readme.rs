@@ -137,3 +137,15 @@ fn every_configuration_in_the_readme_loads() {
         "only {checked} configurations found in README.md"
     );
 }
+
+/// The one source of every shipped gateway file checks clean, warnings
+/// included.
+#[test]
+fn the_deploy_source_checks_clean() {
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let (code, out) = run(
+        &deploy,
+        &["check", "graphql-aggregator.yaml", "--deny-warnings"],
+    );
+    assert_eq!(code, 0, "{out}");
+}

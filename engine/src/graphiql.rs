@@ -46,9 +46,12 @@ impl std::error::Error for GraphiqlError {}
 /// Queries go to the page's own path, with `POST` and the browser's
 /// cookies (same origin only). A link may pre-fill the editor from its
 /// fragment, which never reaches the gateway: `#query=…&variables=…`; with
-/// `&run=1` the page runs it once, over `GET`, so a link can only ever run
-/// a query (the gateway refuses a mutation over `GET`), never a mutation
-/// in the name of whoever opens it.
+/// `&run=1` the page runs it once. Until that run is over, every request
+/// the page sends goes over `GET`, whatever its name (GraphiQL names the
+/// operation as the document does, so a name cannot be trusted), so a
+/// link can only ever run a query (the gateway refuses a mutation over
+/// `GET`), never a mutation in the name of whoever opens it. The page may
+/// not be framed by another site (`frame-ancestors 'none'`).
 const TEMPLATE: &str = r#"<!doctype html>
 <html lang="en">
 <head>
@@ -68,9 +71,13 @@ let once = link.get("run") === "1", ran = false;
 async function fetcher(params) {
   const accept = "application/graphql-response+json, application/json";
   let response;
-  if (once && params.operationName !== "IntrospectionQuery") {
-    once = false;
-    ran = true;
+  if (once) {
+    // GraphiQL's own schema request goes this way too, and does not end
+    // the link's run.
+    if (params.operationName !== "IntrospectionQuery") {
+      once = false;
+      ran = true;
+    }
     const url = new URLSearchParams({ query: params.query });
     if (params.variables) url.set("variables", JSON.stringify(params.variables));
     if (params.operationName) url.set("operationName", params.operationName);
@@ -93,8 +100,10 @@ if (once) {
   let tries = 0;
   const timer = setInterval(() => {
     const button = document.querySelector(".graphiql-execute-button");
-    if (ran || ++tries > 60) clearInterval(timer);
-    else if (button && tries % 5 === 1) button.click();
+    if (ran || ++tries > 150) {
+      clearInterval(timer);
+      once = false;
+    } else if (button && tries % 5 === 1) button.click();
   }, 200);
 }
 </script>
@@ -150,6 +159,12 @@ impl Graphiql {
                 ("vary".into(), "accept".into()),
                 ("x-content-type-options".into(), "nosniff".into()),
                 ("referrer-policy".into(), "no-referrer".into()),
+                // No other site may frame it (a click on Run in a frame).
+                ("x-frame-options".into(), "DENY".into()),
+                (
+                    "content-security-policy".into(),
+                    "frame-ancestors 'none'".into(),
+                ),
             ],
             body: page.as_bytes().to_vec(),
             outcome: Outcome::Ok,
@@ -200,6 +215,9 @@ fn has_graphql_parameter(path: &str) -> bool {
     };
     query.split('&').any(|pair| {
         let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        // Names are decoded as the request's parameters are (`%71uery`).
+        let name = name.replace('+', " ");
+        let name = percent_encoding::percent_decode_str(&name).decode_utf8_lossy();
         name == "query" || name == "extensions"
     })
 }
@@ -284,7 +302,18 @@ mod tests {
             Some("text/html; charset=utf-8")
         );
         assert_eq!(header("cache-control").as_deref(), Some("no-store"));
+        assert_eq!(header("vary").as_deref(), Some("accept"));
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"));
+        assert_eq!(
+            header("content-security-policy").as_deref(),
+            Some("frame-ancestors 'none'")
+        );
         let page = String::from_utf8(reply.body).unwrap();
+        // Until a link's run is over, every request goes over GET: a name
+        // (GraphiQL sends the document's own) cannot make it a POST.
+        assert!(page.contains("if (once) {"), "{page}");
+        assert!(!page.contains(r#"once && params.operationName"#), "{page}");
         assert!(page.contains(r#"href="https://assets.example.com/graphiql/5.4.0/graphiql.css""#));
         assert!(page.contains(r#"from "https://assets.example.com/graphiql/5.4.0/graphiql.mjs""#));
         assert!(!page.contains("{{"), "every placeholder is filled");
@@ -300,6 +329,8 @@ mod tests {
             get("/graphql?query=%7Ba%7D", Some(BROWSER)),
             get("/graphql?extensions=%7B%7D", Some(BROWSER)),
             get("/graphql?variables=%7B%7D&query", Some(BROWSER)),
+            get("/graphql?%71uery=%7Ba%7D", Some(BROWSER)),
+            get("/graphql?ext%65nsions=%7B%7D", Some(BROWSER)),
             HttpRequest {
                 method: "POST".into(),
                 ..get("/graphql", Some(BROWSER))

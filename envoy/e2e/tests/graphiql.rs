@@ -49,7 +49,7 @@ const SEED_EMAIL: &str = "alice@example.com";
 /// The most one Chromium run may take (wall clock) before it is killed.
 const CHROMIUM_DEADLINE: Duration = Duration::from_secs(90);
 /// Chromium's virtual time budget: the page's timers run this far at most.
-const VIRTUAL_TIME_MS: u64 = 30_000;
+const VIRTUAL_TIME_MS: u64 = 60_000;
 /// The most the esbuild run may take.
 const BUNDLE_DEADLINE: Duration = Duration::from_secs(120);
 /// Any request the test makes itself.
@@ -122,20 +122,31 @@ fn browser_runs_the_seed_query(paths: &Paths) -> Result<(), String> {
         encode(SEED_VARIABLES)
     );
     let profile = work.join("chromium-profile");
-    let dom = run_chromium(
-        &chromium,
-        &work,
-        "dump-dom",
-        &profile,
-        &[
-            "--dump-dom".to_string(),
-            "--window-size=1280,800".to_string(),
-        ],
-        &link,
-    )?;
-    std::fs::write(work.join("graphiql.dom.html"), &dom).map_err(|e| e.to_string())?;
-    // The response editor's text: tags, spaces and line wraps taken out.
-    let shown = visible_text(&dom);
+    // A headless browser on a loaded machine sometimes runs the page's
+    // script before GraphiQL settles (seen about once in ten runs while a
+    // build shared the two cores): up to three fresh browsers, each with a
+    // fresh profile; a page that never shows the data fails all three.
+    let mut shown = String::new();
+    for attempt in 1..=3 {
+        let dom = run_chromium(
+            &chromium,
+            &work,
+            "dump-dom",
+            &profile,
+            &[
+                "--dump-dom".to_string(),
+                "--window-size=1280,800".to_string(),
+            ],
+            &link,
+        )?;
+        std::fs::write(work.join("graphiql.dom.html"), &dom).map_err(|e| e.to_string())?;
+        // The response editor's text: tags, spaces and line wraps taken out.
+        shown = visible_text(&dom);
+        if shown.contains(&format!(r#""email":"{SEED_EMAIL}""#)) {
+            break;
+        }
+        eprintln!("envoy-e2e: GraphiQL attempt {attempt} showed no data yet");
+    }
     if !shown.contains(&format!(r#""email":"{SEED_EMAIL}""#))
         || !shown.contains(r#""data":{"user":"#)
     {
