@@ -16,6 +16,29 @@ mod render;
 mod source;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// Writes to standard output; a closed pipe (`… | head`) ends the program
+/// quietly, as Unix tools do, instead of panicking as `print!` would.
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// `print!` through [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => { write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`write_out`].
+macro_rules! outln {
+    ($($arg:tt)*) => { write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
 use problem::Severity;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -188,7 +211,7 @@ fn render(
     };
     match output {
         None => {
-            print!("{text}");
+            out!("{text}");
             ExitCode::SUCCESS
         }
         Some(path) => {
@@ -212,7 +235,7 @@ fn check(config: &Path, deny_warnings: bool) -> ExitCode {
         Err(errors) => errors,
     };
     for problem in &problems {
-        println!("{problem}");
+        outln!("{problem}");
     }
     let errors = problems
         .iter()
@@ -220,9 +243,9 @@ fn check(config: &Path, deny_warnings: bool) -> ExitCode {
         .count();
     let warnings = problems.len() - errors;
     if problems.is_empty() {
-        println!("{}: ok", config.display());
+        outln!("{}: ok", config.display());
     } else {
-        println!("{errors} error(s), {warnings} warning(s)");
+        outln!("{errors} error(s), {warnings} warning(s)");
     }
     if errors > 0 || (deny_warnings && warnings > 0) {
         ExitCode::FAILURE
@@ -244,7 +267,7 @@ fn explain(
         Ok(loaded) => loaded,
         Err(errors) => {
             for problem in errors {
-                println!("{problem}");
+                outln!("{problem}");
             }
             return ExitCode::FAILURE;
         }
@@ -256,7 +279,7 @@ fn explain(
     let variables = match variables.as_deref().map(serde_json::from_str).transpose() {
         Ok(v) => v,
         Err(e) => {
-            println!("error: --variables is not JSON: {e}");
+            outln!("error: --variables is not JSON: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -268,8 +291,8 @@ fn explain(
     match explain::explain(loaded.gateway, &request, list_size) {
         Ok(explanation) => {
             match format {
-                Format::Text => print!("{explanation}"),
-                Format::Json => println!("{:#}", explanation.to_json()),
+                Format::Text => out!("{explanation}"),
+                Format::Json => outln!("{:#}", explanation.to_json()),
             }
             ExitCode::SUCCESS
         }
@@ -280,12 +303,12 @@ fn explain(
                     None => query_name.clone(),
                 };
                 let code = error.code.map(|c| format!(" [{c}]")).unwrap_or_default();
-                println!("{at}: error: {}{code}", error.message);
+                outln!("{at}: error: {}{code}", error.message);
             }
             ExitCode::FAILURE
         }
         Err(e) => {
-            println!("error: {e}");
+            outln!("error: {e}");
             ExitCode::FAILURE
         }
     }

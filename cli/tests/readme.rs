@@ -149,3 +149,24 @@ fn the_deploy_source_checks_clean() {
     );
     assert_eq!(code, 0, "{out}");
 }
+
+/// `graphql-aggregator render … | head` ends quietly: a closed pipe is not
+/// a crash (`print!` panicked on it).
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::process::Stdio;
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graphql-aggregator"))
+        .args(["render", "graphql-aggregator.yaml", "--for", "envoy"])
+        .current_dir(&deploy)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Close the reading end before the output is written.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("it ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
