@@ -15,4 +15,5 @@ pub use sandbox::Sandbox;
 pub mod bench_config;
 pub mod soak;
 pub mod solo;
+pub mod trials;
 pub mod workers;

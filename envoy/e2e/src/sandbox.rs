@@ -336,7 +336,7 @@ pub(crate) fn listener_ports(
 }
 
 /// The last `lines` lines of a log file.
-pub(crate) fn log_tail(path: &std::path::Path, lines: usize) -> String {
+pub fn log_tail(path: &std::path::Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

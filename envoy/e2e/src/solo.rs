@@ -231,6 +231,17 @@ pub struct RunningEnvoy {
     pub envoy_config: PathBuf,
 }
 
+impl RunningEnvoy {
+    /// `http://127.0.0.1:<port>/graphql` of a listener.
+    pub fn graphql_url(&self, listener: &str) -> Result<String, String> {
+        let port = self
+            .ports
+            .get(listener)
+            .ok_or_else(|| format!("Envoy has no listener {listener}"))?;
+        Ok(format!("http://127.0.0.1:{port}/graphql"))
+    }
+}
+
 /// Writes `generated` to `<work>/envoy.yaml`, starts one Envoy worker on it
 /// (in its own process group, stopped by PID), and waits until its admin
 /// interface is ready and every listener of `listeners` is up.

@@ -56,18 +56,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use envoy_e2e::config;
 use envoy_e2e::http::{Client, Reply};
 use envoy_e2e::paths::Paths;
 use envoy_e2e::process::ProcessGuard;
-use envoy_e2e::sandbox::spawn_mock;
+use envoy_e2e::sandbox::{log_tail, spawn_mock};
 use envoy_e2e::soak;
 use envoy_e2e::solo::{solo_config, start_envoy_with, RunningEnvoy};
+use envoy_e2e::trials::{Harness, Test};
 use envoy_e2e::workers::{self, envoy_with_workers, name_listener_stats};
-use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
 
 /// Envoy's worker threads.
@@ -167,9 +167,7 @@ fn user_data(user: u64) -> Value {
 // ---------------------------------------------------------------------------
 // Harness
 
-type Test = fn(&Cache) -> Result<(), String>;
-
-const TESTS: &[(&str, Test)] = &[
+const TESTS: &[(&str, Test<Cache>)] = &[
     (
         "shared::an_answer_cached_by_one_worker_serves_the_other",
         cached_by_one_worker_serves_the_other,
@@ -190,72 +188,34 @@ const TESTS: &[(&str, Test)] = &[
     ),
 ];
 
-struct Shared {
-    paths: Paths,
-    cache: OnceLock<Result<Cache, String>>,
-}
-
-impl Shared {
-    fn cache(&self) -> Result<&Cache, Failed> {
-        self.cache
-            .get_or_init(|| {
-                let started = Instant::now();
-                let cache = Cache::start(&self.paths);
-                if let Ok(c) = &cache {
-                    eprintln!(
-                        "envoy-e2e: cache sandbox up in {:?}: Envoy pid {}, admin {}, {WORKERS} \
-                         workers, listeners {:?}; mocks: lasting {}, short {}, no-store {}; log {}",
-                        started.elapsed(),
-                        c.envoy.envoy.pid(),
-                        c.envoy.admin,
-                        c.envoy.ports,
-                        c.lasting.addr,
-                        c.short.addr,
-                        c.no_store.addr,
-                        c.envoy.envoy_log.display()
-                    );
-                }
-                cache
-            })
-            .as_ref()
-            .map_err(|e| Failed::from(format!("the answer-cache sandbox did not start: {e}")))
-    }
-}
-
 fn main() -> ExitCode {
-    let mut args = Arguments::from_args();
-    // Serial: the tests share process-wide counters and the mocks' counts.
-    args.test_threads = Some(1);
-    let shared = Arc::new(Shared {
-        paths: Paths::discover(),
-        cache: OnceLock::new(),
-    });
-    let trials = TESTS
-        .iter()
-        .map(|&(name, test)| {
-            let shared = Arc::clone(&shared);
-            Trial::test(name, move || {
-                let cache = shared.cache()?;
-                let started = Instant::now();
-                let result = cache
-                    .reset_calls()
-                    .and_then(|()| cache.envoy.envoy.check_running())
-                    .and_then(|()| test(cache))
-                    .and_then(|()| cache.envoy.envoy.check_running());
-                eprintln!("envoy-e2e: {name}: {:.1?}", started.elapsed());
-                result.map_err(|e| Failed::from(cache.with_log_tail(e)))
-            })
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    // Teardown, pass or fail: Envoy, then the mock functions, by PID.
-    match Arc::try_unwrap(shared) {
-        Ok(shared) => drop(shared),
-        Err(_) => {
-            eprintln!("envoy-e2e: the sandbox is still referenced; its processes die with us")
-        }
+    Harness {
+        name: "the answer-cache sandbox",
+        start: Cache::start,
+        describe: |c| {
+            format!(
+                "Envoy pid {}, admin {}, {WORKERS} workers, listeners {:?}; mocks: lasting {}, \
+                 short {}, no-store {}; log {}",
+                c.envoy.envoy.pid(),
+                c.envoy.admin,
+                c.envoy.ports,
+                c.lasting.addr,
+                c.short.addr,
+                c.no_store.addr,
+                c.envoy.envoy_log.display()
+            )
+        },
+        // The tests share process-wide counters and the mocks' counts.
+        each: |cache, test| {
+            cache
+                .reset_calls()
+                .and_then(|()| cache.envoy.envoy.check_running())
+                .and_then(|()| test(cache))
+                .and_then(|()| cache.envoy.envoy.check_running())
+                .map_err(|e| cache.with_log_tail(e))
+        },
     }
-    conclusion.exit_code()
+    .run(TESTS)
 }
 
 /// One mock-functions server and its call counters.
@@ -480,18 +440,9 @@ impl Cache {
         Ok(cache)
     }
 
-    fn url(&self, listener: &str) -> Result<String, String> {
-        let port = self
-            .envoy
-            .ports
-            .get(listener)
-            .ok_or_else(|| format!("Envoy has no listener {listener}"))?;
-        Ok(format!("http://127.0.0.1:{port}/graphql"))
-    }
-
     /// POSTs a GraphQL request over the shared client's connections.
     fn post(&self, listener: &str, body: &str) -> Result<Reply, String> {
-        let url = self.url(listener)?;
+        let url = self.envoy.graphql_url(listener)?;
         self.client
             .post_json(&url, body)
             .map_err(|e| format!("POST {url}: {e}"))
@@ -499,7 +450,7 @@ impl Cache {
 
     /// POSTs a GraphQL request over a connection of its own (a new client).
     fn post_fresh(&self, listener: &str, body: &str) -> Result<Reply, String> {
-        let url = self.url(listener)?;
+        let url = self.envoy.graphql_url(listener)?;
         Client::new(REQUEST_TIMEOUT)
             .post_json(&url, body)
             .map_err(|e| format!("POST {url} (new connection): {e}"))
@@ -549,12 +500,7 @@ impl Cache {
 
     /// A failure message with the end of Envoy's log.
     fn with_log_tail(&self, message: String) -> String {
-        let log = std::fs::read_to_string(&self.envoy.envoy_log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines
-            .get(lines.len().saturating_sub(20)..)
-            .unwrap_or_default()
-            .join("\n");
+        let tail = log_tail(&self.envoy.envoy_log, 20);
         format!(
             "{message}\n--- last lines of {} ---\n{tail}\n(work directory {})",
             self.envoy.envoy_log.display(),
@@ -865,7 +811,7 @@ struct Load {
 /// keep-alive connections, until done or `deadline`. Every answer is
 /// checked.
 fn drive(c: &Cache, listener: &str, from: u64, to: u64, deadline: Instant) -> Result<Load, String> {
-    let url = c.url(listener)?;
+    let url = c.envoy.graphql_url(listener)?;
     let next = AtomicU64::new(from);
     let ok = AtomicU64::new(0);
     let failed = AtomicU64::new(0);

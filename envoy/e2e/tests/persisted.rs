@@ -41,17 +41,16 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use envoy_e2e::config;
 use envoy_e2e::http::Client;
 use envoy_e2e::paths::Paths;
 use envoy_e2e::process::ProcessGuard;
-use envoy_e2e::sandbox::spawn_mock;
+use envoy_e2e::sandbox::{log_tail, spawn_mock};
 use envoy_e2e::solo::{solo_config, start_envoy_with, RunningEnvoy};
+use envoy_e2e::trials::{Harness, Test};
 use envoy_e2e::workers::{self, envoy_with_workers, name_listener_stats};
-use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
 
 /// The listener with automatic persisted queries.
@@ -112,9 +111,7 @@ fn unlisted_operation() -> Value {
 // ---------------------------------------------------------------------------
 // Harness
 
-type Test = fn(&Persisted) -> Result<(), String>;
-
-const TESTS: &[(&str, Test)] = &[
+const TESTS: &[(&str, Test<Persisted>)] = &[
     (
         "apq::first_client_registers_then_fresh_clients_use_the_hash_on_both_workers",
         apq_round_trip_then_hash_only_on_both_workers,
@@ -129,64 +126,29 @@ const TESTS: &[(&str, Test)] = &[
     ),
 ];
 
-struct Shared {
-    paths: Paths,
-    persisted: OnceLock<Result<Persisted, String>>,
-}
-
-impl Shared {
-    fn persisted(&self) -> Result<&Persisted, Failed> {
-        self.persisted
-            .get_or_init(|| {
-                let started = Instant::now();
-                let persisted = Persisted::start(&self.paths);
-                if let Ok(p) = &persisted {
-                    eprintln!(
-                        "envoy-e2e: persisted sandbox up in {:?}: Envoy admin {}, {WORKERS} workers, \
-                         listeners {:?}, mocks {}, Apollo Client {}; log {}",
-                        started.elapsed(),
-                        p.envoy.admin,
-                        p.envoy.ports,
-                        p.functions,
-                        p.node.apollo_version,
-                        p.envoy.envoy_log.display()
-                    );
-                }
-                persisted
-            })
-            .as_ref()
-            .map_err(|e| Failed::from(format!("the persisted-queries sandbox did not start: {e}")))
-    }
-}
-
 fn main() -> ExitCode {
-    let mut args = Arguments::from_args();
-    // Serial: the tests share the mocks' counters.
-    args.test_threads = Some(1);
-    let shared = Arc::new(Shared {
-        paths: Paths::discover(),
-        persisted: OnceLock::new(),
-    });
-    let trials = TESTS
-        .iter()
-        .map(|&(name, test)| {
-            let shared = Arc::clone(&shared);
-            Trial::test(name, move || {
-                let persisted = shared.persisted()?;
-                persisted.reset_calls()?;
-                test(persisted).map_err(|e| Failed::from(persisted.with_log_tail(e)))
-            })
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    // Teardown, pass or fail: Envoy, then the mock functions, by PID.
-    match Arc::try_unwrap(shared) {
-        Ok(shared) => drop(shared),
-        Err(_) => {
-            eprintln!("envoy-e2e: the sandbox is still referenced; its processes die with us")
-        }
+    Harness {
+        name: "the persisted-queries sandbox",
+        start: Persisted::start,
+        describe: |p| {
+            format!(
+                "Envoy admin {}, {WORKERS} workers, listeners {:?}, mocks {}, Apollo Client {}; log {}",
+                p.envoy.admin,
+                p.envoy.ports,
+                p.functions,
+                p.node.apollo_version,
+                p.envoy.envoy_log.display()
+            )
+        },
+        // The tests share the mocks' counters.
+        each: |persisted, test| {
+            persisted
+                .reset_calls()
+                .and_then(|()| test(persisted))
+                .map_err(|e| persisted.with_log_tail(e))
+        },
     }
-    conclusion.exit_code()
+    .run(TESTS)
 }
 
 /// The mock functions, Envoy with two workers, and Node with the client.
@@ -300,15 +262,6 @@ impl Persisted {
         Ok(persisted)
     }
 
-    fn url(&self, listener: &str) -> Result<String, String> {
-        let port = self
-            .envoy
-            .ports
-            .get(listener)
-            .ok_or_else(|| format!("Envoy has no listener {listener}"))?;
-        Ok(format!("http://127.0.0.1:{port}/graphql"))
-    }
-
     /// Runs the client against a listener: `operations`, each `repeat` times.
     fn run_client(
         &self,
@@ -320,7 +273,7 @@ impl Persisted {
         self.node.run(
             label,
             &json!({
-                "url": self.url(listener)?,
+                "url": self.envoy.graphql_url(listener)?,
                 "operations": operations,
                 "repeat": repeat,
                 "requestTimeoutMs": SCRIPT_REQUEST_MS,
@@ -362,12 +315,7 @@ impl Persisted {
 
     /// A failure message with the end of Envoy's log.
     fn with_log_tail(&self, message: String) -> String {
-        let log = std::fs::read_to_string(&self.envoy.envoy_log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines
-            .get(lines.len().saturating_sub(20)..)
-            .unwrap_or_default()
-            .join("\n");
+        let tail = log_tail(&self.envoy.envoy_log, 20);
         format!(
             "{message}\n--- last lines of {} ---\n{tail}\n(work directory {})",
             self.envoy.envoy_log.display(),
@@ -694,7 +642,7 @@ fn trusted_unlisted_document_is_refused(p: &Persisted) -> Result<(), String> {
     let status = requests(&report)[0]["status"].clone();
 
     // In full, as a plain request and as an APQ registration would send it.
-    let url = p.url(TRUSTED)?;
+    let url = p.envoy.graphql_url(TRUSTED)?;
     let variables = json!({"id": "2"});
     let plain = json!({"query": UNLISTED_QUERY, "variables": variables});
     let with_hash = json!({

@@ -29,15 +29,14 @@
 //! functions`); `-- amplification` runs a subset.
 
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use envoy_e2e::config::{self, DEMO_CLUSTER, DEMO_LISTENER};
 use envoy_e2e::http::{Client, Reply};
 use envoy_e2e::paths::Paths;
 use envoy_e2e::solo::Solo;
+use envoy_e2e::trials::{Harness, Test};
 use graphql_corpus::{friends_query, people_filter_config, Variant};
-use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{json, Value};
 
 /// The people's listener (`corpus/people.graphql`).
@@ -62,49 +61,24 @@ const TRAP_MARKERS: [&str; 4] = ["RuntimeError", "unreachable", "Uncaught", "fai
 // ---------------------------------------------------------------------------
 // Harness
 
-struct Shared {
-    paths: Paths,
-    solo: OnceLock<Result<Solo, String>>,
+/// The sandbox: the demo's, the people's and the corpus schema's
+/// listeners on one Envoy.
+fn start(paths: &Paths) -> Result<Solo, String> {
+    let demo = config::load_yaml(&paths.demo_config)?;
+    let listeners = [
+        (DEMO_LISTENER, config::demo_filter_config(&demo)?),
+        (PEOPLE_LISTENER, people_filter_config(DEMO_CLUSTER)),
+        (
+            CORPUS_LISTENER,
+            graphql_corpus::filter_config(Variant::Public, DEMO_CLUSTER),
+        ),
+    ];
+    Solo::start(paths, "replies", &listeners)
 }
-
-impl Shared {
-    fn solo(&self) -> Result<&Solo, Failed> {
-        self.solo
-            .get_or_init(|| {
-                let demo = config::load_yaml(&self.paths.demo_config)?;
-                let listeners = [
-                    (DEMO_LISTENER, config::demo_filter_config(&demo)?),
-                    (PEOPLE_LISTENER, people_filter_config(DEMO_CLUSTER)),
-                    (
-                        CORPUS_LISTENER,
-                        graphql_corpus::filter_config(Variant::Public, DEMO_CLUSTER),
-                    ),
-                ];
-                let started = Instant::now();
-                let solo = Solo::start(&self.paths, "replies", &listeners);
-                if let Ok(s) = &solo {
-                    eprintln!(
-                        "envoy-e2e (replies): sandbox up in {:?}: Envoy admin {}, listeners {:?}, \
-                         functions {}; log {}",
-                        started.elapsed(),
-                        s.admin,
-                        s.ports,
-                        s.functions,
-                        s.envoy_log.display()
-                    );
-                }
-                solo
-            })
-            .as_ref()
-            .map_err(|e| Failed::from(format!("the sandbox did not start: {e}")))
-    }
-}
-
-type SoloTest = fn(&Solo) -> Result<(), String>;
 
 /// In this order: the coercion checks first, so that a trap in the
 /// amplification tests (which breaks the shared VM) cannot spoil them.
-const TESTS: &[(&str, SoloTest)] = &[
+const TESTS: &[(&str, Test<Solo>)] = &[
     (
         "coercion::an_object_for_an_int_names_the_field_and_leaks_nothing",
         an_object_for_an_int_leaks_nothing,
@@ -128,29 +102,22 @@ const TESTS: &[(&str, SoloTest)] = &[
 ];
 
 fn main() -> ExitCode {
-    let mut args = Arguments::from_args();
-    // Serial, on the main thread: timings and one shared VM.
-    args.test_threads = Some(1);
-    let shared = Arc::new(Shared {
-        paths: Paths::discover(),
-        solo: OnceLock::new(),
-    });
-    let trials = TESTS
-        .iter()
-        .map(|&(name, test)| {
-            let shared = Arc::clone(&shared);
-            Trial::test(name, move || test(shared.solo()?).map_err(Failed::from))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    // Teardown, pass or fail: Envoy, then the mock functions, by PID.
-    match Arc::try_unwrap(shared) {
-        Ok(shared) => drop(shared),
-        Err(_) => {
-            eprintln!("envoy-e2e: the sandbox is still referenced; its processes die with us")
-        }
+    // Serial, on one shared VM (timings too).
+    Harness {
+        name: "the replies sandbox",
+        start,
+        describe: |s| {
+            format!(
+                "Envoy admin {}, listeners {:?}, functions {}; log {}",
+                s.admin,
+                s.ports,
+                s.functions,
+                s.envoy_log.display()
+            )
+        },
+        each: |solo, test| test(solo),
     }
-    conclusion.exit_code()
+    .run(TESTS)
 }
 
 // ---------------------------------------------------------------------------
