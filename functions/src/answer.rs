@@ -3,6 +3,7 @@
 //! engine's tests, host-tests) use them directly.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde_json::{json, Map, Value};
@@ -17,7 +18,8 @@ pub struct Answer {
     pub status: u16,
     /// The `content-type` header value.
     pub content_type: &'static str,
-    /// Other headers (e.g. `allow` on a 405).
+    /// Other headers (e.g. `allow` on a 405), one line each: a name may
+    /// repeat (`cookie-profile`'s two `set-cookie` lines).
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: String,
@@ -103,6 +105,41 @@ impl OrderBook {
     }
 }
 
+/// The per-server count of `cookie-profile` calls behind its
+/// `x-trace-id` and `x-ratelimit-remaining` headers; `/_reset` clears it.
+///
+/// [`answer`] leaves these two headers out (it keeps no such state): the
+/// server adds [`CallCounter::next_headers`] to every `cookie-profile`
+/// answer, and so can a test that plays the function in-process.
+#[derive(Debug, Default)]
+pub struct CallCounter {
+    calls: AtomicU64,
+}
+
+/// `cookie-profile`'s `x-ratelimit-remaining` before its first call.
+pub const RATE_LIMIT: u64 = 1_000;
+
+impl CallCounter {
+    /// Counts one more call and returns its headers: for the N-th call
+    /// since the last [`CallCounter::clear`], `x-trace-id: fn-N` and
+    /// `x-ratelimit-remaining: 1000 - N` (at least 0; [`RATE_LIMIT`]).
+    pub fn next_headers(&self) -> [(&'static str, String); 2] {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        [
+            ("x-trace-id", format!("fn-{n}")),
+            (
+                "x-ratelimit-remaining",
+                RATE_LIMIT.saturating_sub(n).to_string(),
+            ),
+        ]
+    }
+
+    /// Counts from zero again.
+    pub fn clear(&self) {
+        self.calls.store(0, Ordering::Relaxed);
+    }
+}
+
 /// What `function` answers to `request`.
 pub fn answer(
     data: &DataSet,
@@ -125,13 +162,7 @@ pub fn answer(
     }
     let param = |name| request.param(name);
     match function {
-        Function::UserProfile => match param("id") {
-            None => Answer::text(400, "user id is required"),
-            Some(id) => match data.user(id) {
-                Some(user) => Answer::json(200, &user),
-                None => Answer::text(404, format!("user with id {id} not found")),
-            },
-        },
+        Function::UserProfile => user_profile(data, param("id")),
         Function::UserOrders => match param("id") {
             None => Answer::text(400, "user id is required"),
             Some(id) => Answer::json(200, &data.orders(id)),
@@ -198,6 +229,94 @@ pub fn answer(
         }
         // What the server answers once it gives up waiting (`hang_ms`).
         Function::Hang => Answer::json(504, &json!({ "hung": hang_ms(request.query) })),
+        // The server waits `identity_delay_ms` first.
+        Function::Identity => identity(data, request.headers),
+        Function::CookieProfile => cookie_profile(data, param("id")),
+    }
+}
+
+fn user_profile(data: &DataSet, id: Option<&str>) -> Answer {
+    match id {
+        None => Answer::text(400, "user id is required"),
+        Some(id) => match data.user(id) {
+            Some(user) => Answer::json(200, &user),
+            None => Answer::text(404, format!("user with id {id} not found")),
+        },
+    }
+}
+
+/// `user-profile`'s answer, plus two `set-cookie` lines when it is a 200
+/// (the id is then a plain number, safe in a header).
+fn cookie_profile(data: &DataSet, id: Option<&str>) -> Answer {
+    let mut answer = user_profile(data, id);
+    if let (200, Some(id)) = (answer.status, id) {
+        answer
+            .headers
+            .push(("set-cookie", format!("seen-{id}=1; Path=/; HttpOnly")));
+        answer
+            .headers
+            .push(("set-cookie", format!("last={id}; Path=/")));
+    }
+    answer
+}
+
+/// How long `identity` waits before it answers a `slow-N` token.
+pub const SLOW_IDENTITY_MS: u64 = 2_000;
+
+/// The login credential of a request with these headers (names lower
+/// case): the first non-empty `session` cookie of any `cookie` header,
+/// or else the token of `authorization: Bearer TOKEN`.
+pub fn credential(headers: &[(String, String)]) -> Option<&str> {
+    let session = headers
+        .iter()
+        .filter(|(name, _)| name == "cookie")
+        .flat_map(|(_, value)| value.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| name.trim() == "session")
+        .map(|(_, value)| {
+            let value = value.trim();
+            value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value)
+        })
+        .find(|value| !value.is_empty());
+    session.or_else(|| {
+        headers
+            .iter()
+            .filter(|(name, _)| name == "authorization")
+            .filter_map(|(_, value)| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .find(|token| !token.is_empty())
+    })
+}
+
+/// How long `identity` waits before it answers a request with these
+/// headers: [`SLOW_IDENTITY_MS`] for a `slow-...` credential, else 0.
+pub fn identity_delay_ms(headers: &[(String, String)]) -> u64 {
+    match credential(headers) {
+        Some(token) if token.starts_with("slow-") => SLOW_IDENTITY_MS,
+        _ => 0,
+    }
+}
+
+/// `identity`'s answer: `good-N` and `slow-N` (N a user of `data`) are
+/// user N, `broken` is a 500, anything else a 401.
+fn identity(data: &DataSet, headers: &[(String, String)]) -> Answer {
+    let token = credential(headers);
+    if token == Some("broken") {
+        return Answer::json(500, &json!({ "error": "identity store down" }));
+    }
+    let user = token
+        .and_then(|t| t.strip_prefix("good-").or_else(|| t.strip_prefix("slow-")))
+        .and_then(|n| Some((n, data.user(n)?)));
+    match user {
+        Some((n, user)) => Answer::json(
+            200,
+            &json!({ "uid": format!("u-{n}"), "name": user["name"] }),
+        ),
+        None => Answer::json(401, &json!({ "error": "invalid credential" })),
     }
 }
 
@@ -471,6 +590,114 @@ mod tests {
         assert_eq!(order("b"), "order-b-1");
         book.clear();
         assert_eq!(order("a"), "order-a-1");
+    }
+
+    fn with_headers(data: &DataSet, target: &str, headers: &[(&str, &str)]) -> Answer {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (path, raw_query) = target.split_once('?').unwrap_or((target, ""));
+        let query = parse_query(raw_query);
+        let request = FunctionRequest {
+            method: "GET",
+            query: &query,
+            raw_query: Some(raw_query),
+            path,
+            headers: &headers,
+            body: b"",
+        };
+        let function = Function::from_name(path.trim_start_matches('/')).unwrap();
+        answer(data, &OrderBook::default(), function, &request)
+    }
+
+    #[test]
+    fn identity_maps_credentials_to_users() {
+        let data = DataSet::new(3);
+        let identity = |headers: &[(&str, &str)]| {
+            let a = with_headers(&data, "/identity", headers);
+            (a.status, a.body)
+        };
+        let ok = |uid: &str, name: &str| (200, format!(r#"{{"uid":"{uid}","name":"{name}"}}"#));
+        let invalid = (401, r#"{"error":"invalid credential"}"#.to_owned());
+        assert_eq!(
+            identity(&[("cookie", "session=good-1")]),
+            ok("u-1", "Alice")
+        );
+        assert_eq!(
+            identity(&[("cookie", "theme=dark; session=good-3; lang=en")]),
+            ok("u-3", "User 3")
+        );
+        assert_eq!(
+            identity(&[("cookie", "a=b"), ("cookie", "session=good-2")]),
+            ok("u-2", "Bob")
+        );
+        assert_eq!(
+            identity(&[("authorization", "Bearer good-2")]),
+            ok("u-2", "Bob")
+        );
+        assert_eq!(
+            identity(&[("authorization", "bearer slow-1")]),
+            ok("u-1", "Alice")
+        );
+        // The cookie wins over the bearer token.
+        assert_eq!(
+            identity(&[
+                ("cookie", "session=bad"),
+                ("authorization", "Bearer good-1")
+            ]),
+            invalid
+        );
+        for bad in [
+            &[][..],
+            &[("cookie", "session=good-4")],
+            &[("cookie", "session=good-01")],
+            &[("cookie", "session=")],
+            &[("cookie", "sessionx=good-1")],
+            &[("authorization", "Basic good-1")],
+            &[("authorization", "Bearer")],
+            &[("authorization", "good-1")],
+        ] {
+            assert_eq!(identity(bad), invalid, "{bad:?}");
+        }
+        let broken = with_headers(&data, "/identity", &[("cookie", "session=broken")]);
+        assert_eq!(
+            (broken.status, broken.content_type, broken.body.as_str()),
+            (500, JSON, r#"{"error":"identity store down"}"#)
+        );
+        let headers = |token: &str| vec![("cookie".to_owned(), format!("session={token}"))];
+        assert_eq!(identity_delay_ms(&headers("slow-1")), SLOW_IDENTITY_MS);
+        assert_eq!(identity_delay_ms(&headers("good-1")), 0);
+        assert_eq!(identity_delay_ms(&[]), 0);
+    }
+
+    #[test]
+    fn cookie_profile_is_a_profile_with_cookies_and_counted_headers() {
+        let data = DataSet::new(3);
+        let a = with_headers(&data, "/cookie-profile?id=2", &[]);
+        assert_eq!(a.body, answer_get(&data, "/user-profile?id=2").body);
+        assert_eq!(
+            a.headers,
+            vec![
+                ("set-cookie", "seen-2=1; Path=/; HttpOnly".to_owned()),
+                ("set-cookie", "last=2; Path=/".to_owned()),
+            ]
+        );
+        let missing = with_headers(&data, "/cookie-profile?id=9", &[]);
+        assert_eq!((missing.status, missing.headers), (404, vec![]));
+        let counter = CallCounter::default();
+        let values = |h: [(&str, String); 2]| h.map(|(_, v)| v);
+        assert_eq!(values(counter.next_headers()), ["fn-1", "999"]);
+        assert_eq!(values(counter.next_headers()), ["fn-2", "998"]);
+        counter.clear();
+        let [trace, remaining] = counter.next_headers();
+        assert_eq!(
+            [trace, remaining],
+            [
+                ("x-trace-id", "fn-1".to_owned()),
+                ("x-ratelimit-remaining", "999".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Hand-written command-line parsing (no clap, to keep builds fast).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mock_functions::Function;
@@ -9,6 +10,7 @@ use mock_functions::Function;
 pub const USAGE: &str = "\
 usage: mock-functions [--listen ADDR] [--delay-ms N] [--delay FUNCTION=MS]...
                       [--users N] [--only FUNCTION]... [--cache-control VALUE]
+                      [--registry-file NAME=PATH]...
 
   --listen ADDR          address to listen on (default 127.0.0.1:8081; port 0 = any)
   --delay-ms N           every function waits N ms before answering (default 0)
@@ -17,10 +19,26 @@ usage: mock-functions [--listen ADDR] [--delay-ms N] [--delay FUNCTION=MS]...
   --only FUNCTION        serve only these functions, others 404 (repeatable)
   --cache-control VALUE  every function's 2xx answer carries `cache-control: VALUE`
                          (e.g. max-age=1; default: no cache-control header)
+  --registry-file NAME=PATH
+                         the registry starts with the file's bytes as document NAME,
+                         revision 1 (repeatable)
 
 functions: user-profile user-orders user-orders-batch users inventory node search
            platform-profile sleep echo
            status not-json create-order person people-batch quirks drip hang
+           identity cookie-profile
+
+identity and headers for the client:
+  /identity           credential: cookie `session=TOKEN`, or else
+                      `authorization: Bearer TOKEN`; good-N (N a user) answers
+                      {\"uid\":\"u-N\",\"name\":...}, slow-N the same after 2000 ms,
+                      broken a 500, anything else (or nothing) a 401
+  /cookie-profile?id=ID
+                      user-profile's answer for ID; a 200 adds
+                      `set-cookie: seen-ID=1; Path=/; HttpOnly` and
+                      `set-cookie: last=ID; Path=/`; every answer adds
+                      `x-trace-id: fn-N` and `x-ratelimit-remaining: 1000-N` for
+                      the N-th call since /_reset
 
 faults:
   /sleep?ms=N         answers {\"slept\":N} after N ms (at most 60000)
@@ -29,7 +47,15 @@ faults:
                       then the body one byte at a time, N ms before each byte
                       (default 200; after 60 s in all, the rest at once)
   /hang?ms=N          reads the request and answers nothing until the client goes
-                      away; gives up after N ms (default and at most 60000) with a 504";
+                      away; gives up after N ms (default and at most 60000) with a 504
+
+registry (not functions; /_reset keeps the documents and registry_fetches):
+  PUT /_registry/NAME     stores the body (at most 4 MiB, else 413) as the next
+                          revision of NAME: {\"revision\":N}
+  GET /_registry/NAME     the document, `etag: \"N\"`, `cache-control: no-cache`;
+                          304 if `if-none-match` names it; 404 if none; counted
+                          in /_stats' registry_fetches
+  DELETE /_registry/NAME  removes the document";
 
 /// Parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +73,8 @@ pub struct Config {
     /// The `cache-control` header of every 2xx function answer (none by
     /// default).
     pub cache_control: Option<String>,
+    /// Registry documents to load at start: `(name, file)`, in order.
+    pub registry_files: Vec<(String, PathBuf)>,
 }
 
 impl Default for Config {
@@ -58,6 +86,7 @@ impl Default for Config {
             users: 50,
             only: Vec::new(),
             cache_control: None,
+            registry_files: Vec::new(),
         }
     }
 }
@@ -149,6 +178,18 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                 }
                 config.cache_control = Some(v);
             }
+            "--registry-file" => {
+                let v = value()?;
+                let (name, path) = v
+                    .split_once('=')
+                    .filter(|(name, path)| {
+                        !name.is_empty() && !name.contains('/') && !path.is_empty()
+                    })
+                    .ok_or_else(|| format!("--registry-file: expected NAME=PATH, got `{v}`"))?;
+                config
+                    .registry_files
+                    .push((name.to_owned(), PathBuf::from(path)));
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -201,6 +242,9 @@ mod tests {
             "--only=user-orders",
             "--cache-control",
             "max-age=1, s-maxage=2",
+            "--registry-file",
+            "config=/tmp/a.json",
+            "--registry-file=other=b=c.json",
         ])
         .unwrap();
         assert_eq!(c.listen.port(), 0);
@@ -209,6 +253,13 @@ mod tests {
         assert_eq!(c.users, 3);
         assert_eq!(c.served(), vec![Function::UserOrders, Function::Users]);
         assert_eq!(c.cache_control.as_deref(), Some("max-age=1, s-maxage=2"));
+        assert_eq!(
+            c.registry_files,
+            [
+                ("config".to_owned(), PathBuf::from("/tmp/a.json")),
+                ("other".to_owned(), PathBuf::from("b=c.json")),
+            ]
+        );
         let c = run(&["--cache-control=no-store"]).unwrap();
         assert_eq!(c.cache_control.as_deref(), Some("no-store"));
         assert_eq!(Config::default().cache_control, None);
@@ -227,6 +278,11 @@ mod tests {
             &["--cache-control"],
             &["--cache-control", ""],
             &["--cache-control", "max-age=1\nx: y"],
+            &["--registry-file"],
+            &["--registry-file", "config"],
+            &["--registry-file", "=a.json"],
+            &["--registry-file", "a/b=a.json"],
+            &["--registry-file", "config="],
             &["--frobnicate"],
         ] {
             let err = run(bad).unwrap_err();
@@ -243,7 +299,13 @@ mod tests {
                 "{f} is missing from the usage text"
             );
         }
-        for fault in ["/drip?id=ID&ms=N", "/hang?ms=N"] {
+        for fault in [
+            "/drip?id=ID&ms=N",
+            "/hang?ms=N",
+            "/identity",
+            "/cookie-profile?id=ID",
+            "/_registry/NAME",
+        ] {
             assert!(USAGE.contains(fault), "{fault}");
         }
     }

@@ -50,11 +50,22 @@ pub enum Function {
     /// client goes away; after N ms (default and at most 60 s) it gives up
     /// with a 504, so no call outlives that.
     Hang,
+    /// `GET /identity`: verifies a login credential, the cookie
+    /// `session=TOKEN` or else `authorization: Bearer TOKEN`, and maps it to
+    /// the platform's user id: `good-N` (N a user) is `200 {"uid": "u-N",
+    /// "name": ...}`, `slow-N` the same after 2 s, `broken` a 500, anything
+    /// else (or no credential) a 401.
+    Identity,
+    /// `GET /cookie-profile?id=ID`: `user-profile`'s answer for `ID` plus
+    /// headers for the client: two `set-cookie` lines, `x-trace-id: fn-N`
+    /// and `x-ratelimit-remaining: 1000 - N` (N counts the calls since the
+    /// last `/_reset`).
+    CookieProfile,
 }
 
 impl Function {
     /// Every function, in a stable order.
-    pub const ALL: [Function; 18] = [
+    pub const ALL: [Function; 20] = [
         Function::UserProfile,
         Function::UserOrders,
         Function::UserOrdersBatch,
@@ -73,6 +84,8 @@ impl Function {
         Function::Quirks,
         Function::Drip,
         Function::Hang,
+        Function::Identity,
+        Function::CookieProfile,
     ];
 
     /// The name used in URLs, CLI flags and stats.
@@ -96,6 +109,8 @@ impl Function {
             Function::Quirks => "quirks",
             Function::Drip => "drip",
             Function::Hang => "hang",
+            Function::Identity => "identity",
+            Function::CookieProfile => "cookie-profile",
         }
     }
 

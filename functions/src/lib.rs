@@ -21,14 +21,29 @@
 //!   {"hung": N}`.
 //! - `GET /sleep?ms=N` answers after N ms; `GET /status?code=N` answers
 //!   with status N.
+//!
+//! Identity and headers for the client:
+//!
+//! - `GET /identity`: the credential is the cookie `session=TOKEN` (in a
+//!   `cookie` header of `name=value` pairs separated by `; `), or else
+//!   `authorization: Bearer TOKEN` ([`credential`]). `good-N`, N a user of
+//!   the data set, is `200 {"uid": "u-N", "name": "<user N's name>"}`;
+//!   `slow-N` the same after 2,000 ms ([`identity_delay_ms`]); `broken` is
+//!   `500 {"error": "identity store down"}`; any other token, or none, is
+//!   `401 {"error": "invalid credential"}`.
+//! - `GET /cookie-profile?id=ID`: `user-profile`'s answer for `ID`; a 200
+//!   adds `set-cookie: seen-ID=1; Path=/; HttpOnly` and
+//!   `set-cookie: last=ID; Path=/` (two lines), and the server adds to
+//!   every answer `x-trace-id: fn-N` and `x-ratelimit-remaining: 1000 - N`
+//!   for its N-th call since `/_reset` ([`CallCounter`]).
 
 pub mod answer;
 pub mod data;
 pub mod function;
 
 pub use answer::{
-    answer, answer_get, answer_path, drip_ms, drip_pause, hang_ms, parse_query, sleep_ms, Answer,
-    FunctionRequest, OrderBook,
+    answer, answer_get, answer_path, credential, drip_ms, drip_pause, hang_ms, identity_delay_ms,
+    parse_query, sleep_ms, Answer, CallCounter, FunctionRequest, OrderBook,
 };
 pub use data::DataSet;
 pub use function::Function;

@@ -2,10 +2,12 @@
 //! graphql-aggregator demo, end-to-end tests and benchmarks.
 //!
 //! Every function is served at `/<name>` and at `/function/<name>`;
-//! `/_stats`, `/_reset` and `/_health` expose call counters. See `--help`.
+//! `/_stats`, `/_reset` and `/_health` expose call counters, and
+//! `/_registry/<name>` keeps configuration documents. See `--help`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod cli;
+mod registry;
 mod routes;
 mod stats;
 
@@ -15,6 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
@@ -33,6 +36,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let documents = match read_registry_files(&config) {
+        Ok(documents) => documents,
+        Err(message) => return startup_error(message),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,7 +47,28 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return startup_error(format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, documents))
+}
+
+/// The `--registry-file` documents, `(name, bytes)`, read before the server
+/// listens.
+fn read_registry_files(config: &cli::Config) -> Result<Vec<(String, Bytes)>, String> {
+    config
+        .registry_files
+        .iter()
+        .map(|(name, path)| {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("--registry-file: cannot read {}: {e}", path.display()))?;
+            if bytes.len() > registry::MAX_DOCUMENT_BYTES {
+                return Err(format!(
+                    "--registry-file: {} is larger than {} bytes",
+                    path.display(),
+                    registry::MAX_DOCUMENT_BYTES
+                ));
+            }
+            Ok((name.clone(), Bytes::from(bytes)))
+        })
+        .collect()
 }
 
 fn startup_error(message: String) -> ExitCode {
@@ -48,7 +76,7 @@ fn startup_error(message: String) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn serve(config: cli::Config) -> ExitCode {
+async fn serve(config: cli::Config, documents: Vec<(String, Bytes)>) -> ExitCode {
     // Signal handlers go in before announcing readiness so that a signal sent
     // right after the `listening on` line is never missed.
     let (stop_serving, stop_waiting) = match (Shutdown::new(), Shutdown::new()) {
@@ -71,7 +99,11 @@ async fn serve(config: cli::Config) -> ExitCode {
     }
     drop(stdout);
 
-    let app = routes::router(Arc::new(routes::AppState::new(config)));
+    let state = routes::AppState::new(config);
+    for (name, body) in documents {
+        state.registry.put(&name, body);
+    }
+    let app = routes::router(Arc::new(state));
     // Small JSON answers: never let Nagle's algorithm delay them.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -12,10 +13,11 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::cli::Config;
+use crate::registry::{Document, Registry, MAX_DOCUMENT_BYTES};
 use crate::stats::{CallId, Stats};
 use mock_functions::{
-    answer, drip_ms, drip_pause, hang_ms, parse_query, sleep_ms, Answer, DataSet, Function,
-    FunctionRequest, OrderBook,
+    answer, drip_ms, drip_pause, hang_ms, identity_delay_ms, parse_query, sleep_ms, Answer,
+    CallCounter, DataSet, Function, FunctionRequest, OrderBook,
 };
 
 /// Everything the handlers share.
@@ -29,6 +31,12 @@ pub struct AppState {
     pub stats: Stats,
     /// The orders `create-order` made (cleared by `/_reset`).
     pub orders: OrderBook,
+    /// The `cookie-profile` calls behind its `x-trace-id` and
+    /// `x-ratelimit-remaining` headers (cleared by `/_reset`).
+    pub cookie_profile_calls: CallCounter,
+    /// The configuration registry at `/_registry/<name>` (kept by
+    /// `/_reset`).
+    pub registry: Registry,
     served: Vec<Function>,
 }
 
@@ -40,6 +48,8 @@ impl AppState {
             data: DataSet::new(config.users),
             stats: Stats::new(served.clone()),
             orders: OrderBook::default(),
+            cookie_profile_calls: CallCounter::default(),
+            registry: Registry::default(),
             served,
             config,
         }
@@ -47,12 +57,19 @@ impl AppState {
 }
 
 /// The complete router: functions at `/<name>` and `/function/<name>`, plus
-/// `/_stats`, `/_reset` and `/_health`.
+/// `/_stats`, `/_reset`, `/_health` and the registry at `/_registry/<name>`.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/_stats", get(stats))
         .route("/_reset", post(reset))
         .route("/_health", get(health))
+        .route(
+            "/_registry/{name}",
+            get(registry_get)
+                .put(registry_put)
+                .delete(registry_delete)
+                .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES)),
+        )
         .route("/{name}", any(function))
         .route("/function/{name}", any(function))
         .fallback(not_found)
@@ -95,13 +112,99 @@ async fn health() -> Response {
 }
 
 async fn stats(State(state): State<Arc<AppState>>) -> Response {
-    json_response(StatusCode::OK, &state.stats.snapshot())
+    let mut snapshot = state.stats.snapshot();
+    if let Some(fields) = snapshot.as_object_mut() {
+        fields.insert(
+            "registry_fetches".to_owned(),
+            state.registry.fetches().into(),
+        );
+    }
+    json_response(StatusCode::OK, &snapshot)
 }
 
+/// Zeroes the function counters and forgets the orders and the
+/// `cookie-profile` calls; the registry keeps its documents and its fetch
+/// counter.
 async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.stats.reset();
     state.orders.clear();
+    state.cookie_profile_calls.clear();
     json_response(StatusCode::OK, &json!({ "ok": true }))
+}
+
+/// `PUT /_registry/<name>`: stores the body (at most
+/// [`MAX_DOCUMENT_BYTES`], else 413) as the next revision of `name`.
+async fn registry_put(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body {
+        Ok(body) => {
+            let revision = state.registry.put(&name, body);
+            json_response(StatusCode::OK, &json!({ "revision": revision }))
+        }
+        Err(rejection) => json_response(
+            rejection.status(),
+            &json!({ "error": rejection.body_text() }),
+        ),
+    }
+}
+
+/// `GET /_registry/<name>`: the current document with its `etag`, a 304
+/// when `if-none-match` names it, a 404 when there is none.
+async fn registry_get(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(document) = state.registry.fetch(&name) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": format!("no document named {name}") }),
+        );
+    };
+    let not_modified = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|value| value.to_str().is_ok_and(|v| document.matches(v)));
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            document.body.clone(),
+        )
+            .into_response()
+    };
+    add_validators(&mut response, &document);
+    response
+}
+
+/// The `etag` and `cache-control: no-cache` of a registry answer.
+fn add_validators(response: &mut Response, document: &Document) {
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&document.etag()) {
+        headers.insert(header::ETAG, etag);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+}
+
+/// `DELETE /_registry/<name>`: removes the current document (404 when
+/// there is none).
+async fn registry_delete(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    if state.registry.delete(&name) {
+        json_response(StatusCode::OK, &json!({ "deleted": true }))
+    } else {
+        json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": format!("no document named {name}") }),
+        )
+    }
 }
 
 async fn function(
@@ -124,11 +227,6 @@ async fn function(
         tokio::time::sleep(delay).await;
     }
     let query = parse_query(uri.query().unwrap_or(""));
-    match f {
-        Function::Sleep => tokio::time::sleep(Duration::from_millis(sleep_ms(&query))).await,
-        Function::Hang => tokio::time::sleep(Duration::from_millis(hang_ms(&query))).await,
-        _ => {}
-    }
     let headers: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {
@@ -136,6 +234,15 @@ async fn function(
             (k.as_str().to_owned(), value)
         })
         .collect();
+    let wait_ms = match f {
+        Function::Sleep => sleep_ms(&query),
+        Function::Hang => hang_ms(&query),
+        Function::Identity => identity_delay_ms(&headers),
+        _ => 0,
+    };
+    if wait_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    }
     let request = FunctionRequest {
         method: method.as_str(),
         query: &query,
@@ -145,6 +252,11 @@ async fn function(
         body: &body,
     };
     let mut answer = answer(&state.data, &state.orders, f, &request);
+    if f == Function::CookieProfile {
+        answer
+            .headers
+            .extend(state.cookie_profile_calls.next_headers());
+    }
     if let Some(value) = &state.config.cache_control {
         if (200..300).contains(&answer.status) {
             answer.headers.push(("cache-control", value.clone()));
@@ -214,9 +326,10 @@ fn answer_response(answer: Answer, body: impl FnOnce(String) -> Body) -> Respons
         body(answer.body),
     )
         .into_response();
+    // Appended, not inserted: a name may repeat (`set-cookie`).
     for (name, value) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().insert(name, value);
+            response.headers_mut().append(name, value);
         }
     }
     response

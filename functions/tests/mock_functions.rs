@@ -60,6 +60,8 @@ fn start(args: &[&str]) -> Server {
 struct Response {
     status: u16,
     content_type: String,
+    /// Every header line, names lower case, in order.
+    headers: Vec<(String, String)>,
     body: String,
 }
 
@@ -68,21 +70,52 @@ impl Response {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
+
+    /// The values of every `name` header line, in order.
+    fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The value of the one `name` header line.
+    fn header(&self, name: &str) -> &str {
+        match self.header_values(name)[..] {
+            [value] => value,
+            ref values => panic!("{name}: {values:?} in {:?}", self.headers),
+        }
+    }
 }
 
 /// One request on a fresh connection (`Connection: close`), read to EOF.
 fn request(addr: &str, method: &str, target: &str, body: Option<&str>) -> Response {
+    request_with(addr, method, target, &[], body.unwrap_or("").as_bytes())
+}
+
+/// Like [`request`], with extra request headers and a body of bytes.
+fn request_with(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-    let body = body.unwrap_or("");
-    let head = format!(
+    let mut head = format!(
         "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
     );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read response");
     let raw = String::from_utf8(raw).expect("UTF-8 response");
@@ -93,16 +126,19 @@ fn request(addr: &str, method: &str, target: &str, body: Option<&str>) -> Respon
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .expect("status line");
-    let mut content_type = String::new();
-    let mut content_length = None;
+    let mut headers = Vec::new();
     for line in lines {
         let (name, value) = line.split_once(':').expect("header line");
-        match name.to_ascii_lowercase().as_str() {
-            "content-type" => content_type = value.trim().to_owned(),
-            "content-length" => content_length = value.trim().parse::<usize>().ok(),
-            _ => {}
-        }
+        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
     }
+    let value_of = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let content_type = value_of("content-type").unwrap_or_default();
+    let content_length = value_of("content-length").and_then(|v| v.parse::<usize>().ok());
     let body = match content_length {
         Some(n) => body.get(..n).expect("full body").to_owned(),
         None => body.to_owned(),
@@ -110,6 +146,7 @@ fn request(addr: &str, method: &str, target: &str, body: Option<&str>) -> Respon
     Response {
         status,
         content_type,
+        headers,
         body,
     }
 }
@@ -417,4 +454,200 @@ fn hang_answers_nothing_until_the_client_goes_away() {
     assert_eq!(stats["calls"]["hang"], 2);
     drop(stream);
     wait_in_flight(addr, 0);
+}
+
+/// `GET target` with these request headers.
+fn get_with(addr: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+    request_with(addr, "GET", target, headers, b"")
+}
+
+#[test]
+fn identity_verifies_credentials() {
+    let server = start(&["--users", "3"]);
+    let addr = server.addr.as_str();
+    let identity = |headers: &[(&str, &str)]| get_with(addr, "/identity", headers);
+
+    let r = identity(&[("Cookie", "session=good-1")]);
+    assert_eq!(
+        (r.status, r.content_type.as_str(), r.body.as_str()),
+        (200, "application/json", r#"{"uid":"u-1","name":"Alice"}"#)
+    );
+    let r = identity(&[("Cookie", "theme=dark; session=good-3; lang=en")]);
+    assert_eq!(r.json(), json!({"uid": "u-3", "name": "User 3"}));
+    let r = get_with(
+        addr,
+        "/function/identity",
+        &[("Authorization", "Bearer good-2")],
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"uid": "u-2", "name": "Bob"}))
+    );
+
+    let invalid = json!({"error": "invalid credential"});
+    for headers in [
+        &[][..],
+        &[("Cookie", "session=good-4")],
+        &[("Cookie", "session=nope")],
+        &[("Cookie", "other=good-1")],
+        &[("Authorization", "Bearer good-0")],
+        &[("Authorization", "Basic good-1")],
+    ] {
+        let r = identity(headers);
+        assert_eq!(
+            (r.status, r.content_type.as_str(), r.json()),
+            (401, "application/json", invalid.clone()),
+            "{headers:?}"
+        );
+    }
+    let r = identity(&[("Cookie", "session=broken")]);
+    assert_eq!(
+        (r.status, r.json()),
+        (500, json!({"error": "identity store down"}))
+    );
+
+    let started = Instant::now();
+    let r = identity(&[("Authorization", "Bearer slow-2")]);
+    assert!(started.elapsed() >= Duration::from_millis(2_000));
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"uid": "u-2", "name": "Bob"}))
+    );
+
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["calls"]["identity"], 11);
+    assert_eq!(stats["total"], 11);
+}
+
+#[test]
+fn cookie_profile_sends_cookies_and_counted_headers() {
+    let server = start(&["--users", "3"]);
+    let addr = server.addr.as_str();
+    let profile = get(addr, "/user-profile?id=2").body;
+
+    let r = get(addr, "/cookie-profile?id=2");
+    assert_eq!(
+        (r.status, r.content_type.as_str(), r.body.as_str()),
+        (200, "application/json", profile.as_str())
+    );
+    assert_eq!(
+        r.header_values("set-cookie"),
+        ["seen-2=1; Path=/; HttpOnly", "last=2; Path=/"]
+    );
+    assert_eq!(r.header("x-trace-id"), "fn-1");
+    assert_eq!(r.header("x-ratelimit-remaining"), "999");
+    assert!(r.header_values("connection").iter().all(|v| *v == "close"));
+
+    let r = get(addr, "/function/cookie-profile?id=1");
+    assert_eq!(
+        r.header_values("set-cookie"),
+        ["seen-1=1; Path=/; HttpOnly", "last=1; Path=/"]
+    );
+    assert_eq!(r.header("x-trace-id"), "fn-2");
+    assert_eq!(r.header("x-ratelimit-remaining"), "998");
+
+    // Unknown: user-profile's 404, no cookies, still counted.
+    let r = get(addr, "/cookie-profile?id=9");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, "user with id 9 not found")
+    );
+    assert!(r.header_values("set-cookie").is_empty());
+    assert_eq!(r.header("x-trace-id"), "fn-3");
+    assert_eq!(r.header("x-ratelimit-remaining"), "997");
+
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["calls"]["cookie-profile"], 3);
+    assert_eq!(stats["calls"]["user-profile"], 1);
+
+    // `/_reset` starts both counters again.
+    request(addr, "POST", "/_reset", None);
+    let r = get(addr, "/cookie-profile?id=3");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-trace-id"), "fn-1");
+    assert_eq!(r.header("x-ratelimit-remaining"), "999");
+    assert_eq!(get(addr, "/_stats").json()["calls"]["cookie-profile"], 1);
+}
+
+#[test]
+fn registry_serves_documents_with_etags() {
+    let dir = std::env::temp_dir().join(format!("mock-functions-registry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let preloaded = dir.join("preloaded.json");
+    std::fs::write(&preloaded, r#"{"preloaded":true}"#).unwrap();
+    let server = start(&["--registry-file", &format!("boot={}", preloaded.display())]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let addr = server.addr.as_str();
+    let put = |name: &str, body: &[u8]| {
+        request_with(addr, "PUT", &format!("/_registry/{name}"), &[], body)
+    };
+
+    let r = get(addr, "/_registry/boot");
+    assert_eq!(
+        (r.status, r.body.as_str(), r.header("etag")),
+        (200, r#"{"preloaded":true}"#, "\"1\"")
+    );
+
+    let r = get(addr, "/_registry/config");
+    assert_eq!(r.status, 404);
+    assert!(r.header_values("etag").is_empty());
+
+    let r = put("config", br#"{"v":1}"#);
+    assert_eq!((r.status, r.json()), (200, json!({"revision": 1})));
+    let r = get(addr, "/_registry/config");
+    assert_eq!(
+        (r.status, r.content_type.as_str(), r.body.as_str()),
+        (200, "application/json", r#"{"v":1}"#)
+    );
+    assert_eq!(r.header("etag"), "\"1\"");
+    assert_eq!(r.header("cache-control"), "no-cache");
+
+    let r = put("config", br#"{"v":2}"#);
+    assert_eq!((r.status, r.json()), (200, json!({"revision": 2})));
+
+    // Not modified: the current etag, quoted or not.
+    for tag in ["\"2\"", "2"] {
+        let r = get_with(addr, "/_registry/config", &[("If-None-Match", tag)]);
+        assert_eq!((r.status, r.body.as_str()), (304, ""), "{tag}");
+        assert_eq!(r.header("etag"), "\"2\"");
+    }
+    // An old etag: the new document.
+    let r = get_with(addr, "/_registry/config", &[("If-None-Match", "\"1\"")]);
+    assert_eq!(
+        (r.status, r.body.as_str(), r.header("etag")),
+        (200, r#"{"v":2}"#, "\"2\"")
+    );
+
+    // `/_reset` keeps the documents and the fetch counter; calls to the
+    // registry are not function calls.
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["registry_fetches"], 6);
+    assert_eq!(stats["total"], 0);
+    request(addr, "POST", "/_reset", None);
+    assert_eq!(get(addr, "/_registry/config").status, 200);
+    let stats = get(addr, "/_stats").json();
+    assert_eq!(stats["registry_fetches"], 7);
+
+    let r = request(addr, "DELETE", "/_registry/config", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(get(addr, "/_registry/config").status, 404);
+    assert_eq!(
+        request(addr, "DELETE", "/_registry/config", None).status,
+        404
+    );
+    // Revisions go on after a delete: an old etag never names a new document.
+    let r = put("config", b"{}");
+    assert_eq!(r.json(), json!({"revision": 3}));
+    let r = get_with(addr, "/_registry/config", &[("If-None-Match", "\"1\"")]);
+    assert_eq!((r.status, r.header("etag")), (200, "\"3\""));
+
+    // At most 4 MiB.
+    let limit = 4 * 1024 * 1024;
+    let r = put("big", &vec![b' '; limit]);
+    assert_eq!((r.status, r.json()), (200, json!({"revision": 1})));
+    assert_eq!(get(addr, "/_registry/big").body.len(), limit);
+    let r = put("big", &vec![b' '; limit + 1]);
+    assert_eq!(r.status, 413);
+    assert_eq!(get(addr, "/_registry/big").header("etag"), "\"1\"");
+    assert_eq!(get(addr, "/_stats").json()["registry_fetches"], 11);
 }
