@@ -51,7 +51,7 @@ pub fn parent_paths(resolver: &Resolver) -> Vec<Vec<String>> {
         .chain(resolver.headers.iter().flat_map(|h| h.sources()))
         .filter_map(|source| match source {
             Source::Parent(path) => Some(path.clone()),
-            Source::Argument(_) => None,
+            Source::Argument(_) | Source::Identity(_) => None,
         })
         .collect()
 }

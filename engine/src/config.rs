@@ -4,6 +4,7 @@
 use crate::key_path;
 use crate::limits::Limits;
 use crate::schema::{self, Discriminator, Resolvers};
+use crate::template::{HeaderTemplate, Source};
 use crate::upstream::{
     is_hop_by_hop, is_safe_header_value, Envelope, Upstream, DEADLINE_HEADER, DEFAULT_TIMEOUT,
     RESERVED,
@@ -25,7 +26,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Every top-level key of the configuration: Kong's `meta.json` schema
 /// must list each (a deploy test holds it), or Kong refuses it.
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 12] = [
     "schema",
     "upstreams",
     "introspection",
@@ -36,6 +37,8 @@ pub const KEYS: [&str; 10] = [
     "answer_cache",
     "persisted_queries",
     "graphiql",
+    "identity",
+    "config_source",
 ];
 
 /// The configuration as written by the user.
@@ -62,6 +65,10 @@ struct RawConfig {
     /// `graphiql` (off by default).
     #[serde(default)]
     graphiql: crate::graphiql::RawGraphiql,
+    /// `identity` (none by default).
+    identity: Option<crate::identity::RawIdentity>,
+    /// `config_source` (none by default: the configuration is inline).
+    config_source: Option<crate::config_source::RawConfigSource>,
 }
 
 fn default_plan_cache_size() -> usize {
@@ -91,6 +98,8 @@ struct RawUpstream {
     rename_headers: BTreeMap<String, String>,
     envelope: Option<RawEnvelope>,
     cache: Option<RawCache>,
+    #[serde(default)]
+    response_headers: BTreeMap<String, crate::answer_headers::RawRule>,
 }
 
 /// `cache` of an upstream, or of a field's `@http`.
@@ -193,6 +202,19 @@ pub struct Gateway {
     pub answer_cache: crate::answer_cache::AnswerCacheConfig,
     /// The GraphiQL page served to browsers at the GraphQL path (`graphiql`).
     pub graphiql: crate::graphiql::Graphiql,
+    /// The identity step every request takes before its field calls
+    /// (`identity`), if any.
+    pub identity: Option<crate::identity::Identity>,
+    /// Where newer versions of this configuration come from
+    /// (`config_source`), if anywhere.
+    pub config_source: Option<crate::config_source::ConfigSource>,
+    /// The version of this configuration: `inline`, or as the registry
+    /// named it (see [`crate::config_source::version_of`]); set by the
+    /// host adapter.
+    pub version: String,
+    /// The reply header naming [`Gateway::version`], if replies carry it
+    /// (`config_source.version_header`).
+    pub version_header: Option<String>,
     /// Problems that did not stop the configuration from loading; the adapter
     /// logs them.
     pub warnings: Vec<String>,
@@ -221,6 +243,35 @@ impl Gateway {
         }
         let names: Vec<&str> = upstreams.keys().map(String::as_str).collect();
         let loaded = schema::load(&raw.schema, &names)?;
+        check_response_headers(&upstreams)?;
+        let identity = raw
+            .identity
+            .map(|raw| crate::identity::Identity::load(raw, &upstreams))
+            .transpose()
+            .map_err(|e| ConfigError::Json(e.to_string()))?;
+        if identity.is_none() {
+            let user = loaded
+                .resolvers
+                .iter()
+                .find(|r| r.sources().any(|s| matches!(s, Source::Identity(_))))
+                .map(|r| format!("schema field {}", r.coordinate))
+                .or_else(|| {
+                    upstreams
+                        .values()
+                        .find(|u| !u.identity_headers.is_empty())
+                        .map(|u| format!("upstreams.{}.headers", u.name))
+                });
+            if let Some(user) = user {
+                return Err(ConfigError::Json(format!(
+                    "{user} uses `{{identity...}}` but the configuration has no `identity` step"
+                )));
+            }
+        }
+        let config_source = raw
+            .config_source
+            .map(|raw| crate::config_source::ConfigSource::load(raw, &upstreams))
+            .transpose()
+            .map_err(|e| ConfigError::Json(e.to_string()))?;
         if let Some(zero) = raw.limits.zeros().first() {
             return Err(ConfigError::Json(format!(
                 "limits.{zero} is 0, which would refuse every request"
@@ -250,6 +301,12 @@ impl Gateway {
             .map_err(|e| ConfigError::Json(e.to_string()))?;
         let implementers = loaded.api.implementers_map();
         let mut forwarded_names = vec![crate::upstream::REQUEST_ID_HEADER.to_string()];
+        let credentials = identity.iter().flat_map(|i| i.credential_headers.iter());
+        for name in credentials {
+            if !forwarded_names.contains(name) {
+                forwarded_names.push(name.clone());
+            }
+        }
         for upstream in upstreams.values() {
             let names = upstream
                 .forward_headers
@@ -272,6 +329,12 @@ impl Gateway {
             .join(", ");
         Ok(Gateway {
             graphiql,
+            version_header: config_source
+                .as_ref()
+                .and_then(|c| c.version_header.clone()),
+            version: crate::config_source::INLINE_VERSION.to_string(),
+            identity,
+            config_source,
             vary,
             forwarded_names,
             implementers,
@@ -290,6 +353,29 @@ impl Gateway {
             warnings: loaded.warnings,
         })
     }
+}
+
+/// Every upstream that names an answer header combines its values the same
+/// way (`append`, `first`, `last` or by precedence).
+fn check_response_headers(upstreams: &BTreeMap<String, Upstream>) -> Result<(), ConfigError> {
+    let mut seen: Vec<(&str, crate::answer_headers::Rule, &str)> = Vec::new();
+    for upstream in upstreams.values() {
+        for (name, rule) in &upstream.response_headers {
+            match seen.iter().find(|(n, _, _)| n == name) {
+                Some((_, other, by)) if !rule.same_kind(*other) => {
+                    return Err(ConfigError::Upstream {
+                        name: upstream.name.to_string(),
+                        problem: format!(
+                            "`response_headers.{name}` combines values as {rule:?}, but upstream {by} says {other:?}; one header takes one rule"
+                        ),
+                    })
+                }
+                Some(_) => {}
+                None => seen.push((name, *rule, &upstream.name)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `answer_cache`, checked: a cache that is on keeps entries of a useful size.
@@ -399,13 +485,37 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         Ok(lower)
     };
     let mut headers = Vec::new();
+    let mut identity_headers = Vec::new();
     for (h, value) in raw.headers {
         if !is_safe_header_value(&value) {
             return Err(problem(&format!(
                 "`headers.{h}` contains a line break or NUL, which could inject headers"
             )));
         }
-        headers.push((header_name(&h)?, value));
+        let name = header_name(&h)?;
+        if !value.contains('{') {
+            headers.push((name, value));
+            continue;
+        }
+        // A value with placeholders: only the request's identity is known
+        // for every call of an upstream.
+        let template = HeaderTemplate::parse(&name, &value)
+            .map_err(|e| problem(&format!("`headers.{h}`: {e}")))?;
+        if let Some(other) = template
+            .sources()
+            .find(|s| !matches!(s, Source::Identity(_)))
+        {
+            return Err(problem(&format!(
+                "`headers.{h}` uses {other}; an upstream's headers may only use `{{identity.<key>}}` (use the field's `@http(headers:)` for arguments and parents)"
+            )));
+        }
+        identity_headers.push(template);
+    }
+    let mut response_headers = Vec::new();
+    for (name, rule) in raw.response_headers {
+        let lower = name.to_ascii_lowercase();
+        let rule = crate::answer_headers::Rule::load(&lower, rule).map_err(|e| problem(&e))?;
+        response_headers.push((lower, rule));
     }
     let mut rename_headers = Vec::new();
     for (from, to) in raw.rename_headers {
@@ -452,6 +562,8 @@ fn upstream(name: String, raw: RawUpstream) -> Result<Upstream, ConfigError> {
         timeout,
         forward_headers,
         headers,
+        identity_headers,
+        response_headers,
         rename_headers,
         envelope,
         cache_ttl_ms: match raw.cache {
@@ -494,6 +606,8 @@ mod tests {
             "answer_cache": {"max_bytes": 65536, "max_entry_bytes": 4096},
             "persisted_queries": {},
             "graphiql": {"enabled": true, "assets_url": "https://assets.example/graphiql/"},
+            "identity": {"upstream": "fn", "path": "/identity", "credential_headers": ["cookie"]},
+            "config_source": {"upstream": "fn", "path": "/config"},
         });
         let keys: Vec<&str> = values
             .as_object()

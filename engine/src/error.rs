@@ -50,6 +50,9 @@ pub enum ErrorCode {
     /// A mutation field that was not executed (an earlier one stopped the
     /// request).
     NotExecuted,
+    /// The request has no identity it needs: no credential, or one the
+    /// identity function refused or could not verify.
+    Unauthenticated,
     /// A bug in the gateway.
     InternalError,
 }
@@ -69,6 +72,7 @@ impl ErrorCode {
             ErrorCode::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
             ErrorCode::GatewayMisconfigured => "GATEWAY_MISCONFIGURED",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
             ErrorCode::UpstreamHttpError => "UPSTREAM_HTTP_ERROR",
             ErrorCode::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",

@@ -35,14 +35,17 @@
 pub mod abstract_type;
 pub mod answer;
 pub mod answer_cache;
+pub mod answer_headers;
 pub mod arguments;
 pub mod cache_control;
 pub mod config;
+pub mod config_source;
 pub mod error;
 pub mod execute;
 pub mod fetched;
 pub mod graphiql;
 pub mod hashing;
+pub mod identity;
 pub mod key_path;
 pub mod limits;
 pub mod persisted;

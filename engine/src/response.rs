@@ -37,11 +37,14 @@ pub enum Outcome {
     LimitExceeded,
     /// Not executed: the plugin has no valid configuration.
     Misconfigured,
+    /// Not executed: no identity (no credential, or one refused or not
+    /// verified).
+    Unauthenticated,
 }
 
 impl Outcome {
     /// The metric-name form: `ok`, `partial`, `request_error`,
-    /// `limit_exceeded`, `misconfigured`.
+    /// `limit_exceeded`, `misconfigured`, `unauthenticated`.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -49,16 +52,18 @@ impl Outcome {
             Outcome::RequestError => "request_error",
             Outcome::LimitExceeded => "limit_exceeded",
             Outcome::Misconfigured => "misconfigured",
+            Outcome::Unauthenticated => "unauthenticated",
         }
     }
 
     /// Every outcome.
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Ok,
         Outcome::Partial,
         Outcome::RequestError,
         Outcome::LimitExceeded,
         Outcome::Misconfigured,
+        Outcome::Unauthenticated,
     ];
 }
 

@@ -123,6 +123,16 @@ pub struct Resolver {
     pub cache_ttl_ms: Option<u64>,
 }
 
+impl Resolver {
+    /// Every placeholder of its path, body and headers.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.path
+            .sources()
+            .chain(self.body.iter().flat_map(|b| b.sources()))
+            .chain(self.headers.iter().flat_map(|h| h.sources()))
+    }
+}
+
 /// The batch form of a resolver: one call for many parents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -201,6 +211,11 @@ impl Resolvers {
     /// A resolver by id.
     pub fn get(&self, id: ResolverId) -> Option<&Resolver> {
         self.list.get(id)
+    }
+
+    /// Every resolver, in the order the schema maps them.
+    pub fn iter(&self) -> impl Iterator<Item = &Resolver> {
+        self.list.iter()
     }
 
     /// How many fields are mapped to functions.
@@ -483,7 +498,7 @@ fn resolver(
                     "template uses {source} in a batched field; the batch key is sent instead"
                 ))
             }
-            Source::Parent(_) => {}
+            Source::Parent(_) | Source::Identity(_) => {}
         }
     }
     if batch.is_some() && is_root {

@@ -6,7 +6,9 @@
 //! * `{args.id}`: the field's (coerced) argument `id`; `{args.input.name}`
 //!   reads into an input object;
 //! * `{parent.id}`: the key `id` of the parent object as the parent's function
-//!   returned it (raw JSON, so keys the schema does not expose work too).
+//!   returned it (raw JSON, so keys the schema does not expose work too);
+//! * `{identity.uid}`: the key `uid` of the request's identity, as the
+//!   identity step found it (`{identity}` alone: the identity itself).
 //!
 //! Every substituted value is percent-encoded, so an argument can never add a
 //! path segment, a query parameter or a fragment.
@@ -29,6 +31,9 @@ pub enum Source {
     Argument(Vec<String>),
     /// `{parent.key.sub}`: a key of the parent object's JSON, then keys inside it.
     Parent(Vec<String>),
+    /// `{identity.key.sub}`: keys inside the request's identity (none:
+    /// the identity itself).
+    Identity(Vec<String>),
 }
 
 impl Source {
@@ -37,6 +42,9 @@ impl Source {
         let mut parts = text.trim().split('.').map(str::to_string);
         let root = parts.next().unwrap_or_default();
         let path: Vec<String> = parts.collect();
+        if root == "identity" && !path.iter().any(String::is_empty) {
+            return Ok(Source::Identity(path));
+        }
         if path.is_empty() || path.iter().any(String::is_empty) {
             return Err(TemplateError::BadPlaceholder(text.to_string()));
         }
@@ -61,6 +69,13 @@ impl Source {
                     .filter(|n| !answer.is_null(*n))
                     .map(|n| Found::Node(answer, n))
             }
+            Source::Identity(path) => {
+                let mut value = values.identity?;
+                for key in path {
+                    value = value.as_object()?.get(key.as_str())?;
+                }
+                (!value.is_null()).then_some(Found::Json(value))
+            }
         }
     }
 }
@@ -70,6 +85,8 @@ impl fmt::Display for Source {
         match self {
             Source::Argument(path) => write!(f, "{{args.{}}}", path.join(".")),
             Source::Parent(path) => write!(f, "{{parent.{}}}", path.join(".")),
+            Source::Identity(path) if path.is_empty() => f.write_str("{identity}"),
+            Source::Identity(path) => write!(f, "{{identity.{}}}", path.join(".")),
         }
     }
 }
@@ -86,6 +103,9 @@ pub struct Values<'a> {
     /// The parent object: a node of the answer it came from (none for
     /// root fields).
     pub parent: Option<(&'a Answer, NodeId)>,
+    /// The request's identity (none: no identity step, or an optional
+    /// identity the client did not give).
+    pub identity: Option<&'a Value>,
 }
 
 impl<'a> Values<'a> {
@@ -153,7 +173,7 @@ impl Found<'_> {
 /// A template that cannot be used, found when the configuration is loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateError {
-    /// A `{...}` that is not `args.<name>` or `parent.<key>`.
+    /// A `{...}` that is not `args.<name>`, `parent.<key>` or `identity.<key>`.
     BadPlaceholder(String),
     /// A `{` without its `}` or the reverse.
     UnbalancedBrace(String),
@@ -175,7 +195,7 @@ impl fmt::Display for TemplateError {
         match self {
             TemplateError::BadPlaceholder(p) => write!(
                 f,
-                "placeholder `{{{p}}}` must be `{{args.<argument>}}` or `{{parent.<key>}}`"
+                "placeholder `{{{p}}}` must be `{{args.<argument>}}`, `{{parent.<key>}}` or `{{identity.<key>}}`"
             ),
             TemplateError::UnbalancedBrace(t) => write!(f, "unbalanced `{{` or `}}` in `{t}`"),
             TemplateError::BadCharacter {
@@ -664,6 +684,7 @@ mod tests {
             args,
             bound: None,
             parent: None,
+            identity: None,
         };
         assert_eq!(header.render(&values(&with)), Ok(Some("Bearer t1".into())));
         assert_eq!(header.render(&values(&none)), Ok(None));
@@ -690,6 +711,7 @@ mod tests {
                 args: &constants,
                 bound: Some((&bound, &variables)),
                 parent: None,
+                identity: None,
             })
         };
         assert_eq!(
@@ -715,6 +737,7 @@ mod tests {
             args: &args,
             bound: None,
             parent: Some((&parent, parent.root())),
+            identity: None,
         })
     }
 
@@ -797,6 +820,7 @@ mod tests {
             args: &args,
             bound: None,
             parent: None,
+            identity: None,
         });
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&body).unwrap(),

@@ -30,6 +30,12 @@ pub struct Upstream {
     pub forward_headers: Vec<String>,
     /// Constant headers sent with every call (e.g. an internal token).
     pub headers: Vec<(String, String)>,
+    /// Headers sent with every call whose values read the request's
+    /// identity (`{identity.uid}`); not sent when a value is absent.
+    pub identity_headers: Vec<crate::template::HeaderTemplate>,
+    /// Which headers of this upstream's answers reach the client's reply,
+    /// and how values of several calls combine (`response_headers`).
+    pub response_headers: Vec<(String, crate::answer_headers::Rule)>,
     /// Client request headers sent under another name: (client, function).
     pub rename_headers: Vec<(String, String)>,
     /// How the functions wrap their answers, if they do.

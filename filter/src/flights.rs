@@ -63,6 +63,9 @@ struct Outgoing {
     /// may join it; an answer nobody waits for is dropped (only an engine
     /// can tell whether it is data worth keeping).
     waiting: Vec<u32>,
+    /// The http context that sent it: only its request takes the answer's
+    /// headers (`response_headers`), never one that joined.
+    sender: u32,
     upstream: Arc<str>,
     path: Rc<str>,
     sent_ms: u64,
@@ -242,13 +245,29 @@ impl Flights {
         let at_timeout = elapsed.saturating_add(slack) >= outgoing.timeout_ms;
         let max_body = gateway.limits.max_response_bytes;
         let outcome = call_outcome(num_headers, body_size, max_body, at_timeout);
+        // The answer's headers, read once: for its caching rules, and for
+        // the headers its sender's reply takes.
+        let headers = match outcome {
+            CallOutcome::Response { .. } => {
+                host::header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default()
+            }
+            CallOutcome::Failed(_) => Vec::new(),
+        };
         let cache_control = match outcome {
-            CallOutcome::Response { .. } => answer_cache_control(),
+            CallOutcome::Response { .. } => answer_cache_control(&headers),
             CallOutcome::Failed(_) => None,
         };
-        let entry = outgoing.shared.as_ref().and_then(|shared| {
-            cache_entry(&gateway, shared, &outcome, cache_control.as_deref(), now)
-        });
+        // An answer that sets a cookie is its client's alone: never kept.
+        let sets_cookie = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("set-cookie"));
+        let entry = outgoing
+            .shared
+            .as_ref()
+            .filter(|_| !sets_cookie)
+            .and_then(|shared| {
+                cache_entry(&gateway, shared, &outcome, cache_control.as_deref(), now)
+            });
         // One function call, counted and logged once however many requests
         // waited for it.
         let request_id = waiting
@@ -303,10 +322,18 @@ impl Flights {
                 outcome.clone()
             };
             let Some(this) = this else { continue };
-            is_data |=
-                flight
-                    .execution
-                    .on_call_answer(call.id, this, cache_control.as_deref(), now);
+            let own_headers: &[(String, String)] = if *context_id == outgoing.sender {
+                &headers
+            } else {
+                &[]
+            };
+            is_data |= flight.execution.on_call_answer_with_headers(
+                call.id,
+                this,
+                cache_control.as_deref(),
+                own_headers,
+                now,
+            );
         }
         if let (true, Some((slot, entry))) = (is_data, entry) {
             store(&metrics, &slot, &entry, now);
@@ -446,6 +473,9 @@ impl Flights {
         };
         if let Some(reply) = flight.execution.reply() {
             let (request_id, metrics) = (flight.request_id.clone(), flight.metrics.clone());
+            metrics
+                .borrow_mut()
+                .dropped_headers(flight.execution.dropped_answer_headers());
             self.forget(context_id);
             send(&request_id, &metrics, reply);
         }
@@ -535,6 +565,7 @@ impl Flights {
                     token,
                     Outgoing {
                         waiting: vec![context_id],
+                        sender: context_id,
                         upstream: request.upstream.clone(),
                         path: path.clone(),
                         sent_ms: now,
@@ -695,8 +726,7 @@ pub fn send(request_id: &str, metrics: &Rc<RefCell<Metrics>>, mut reply: Reply) 
 /// `private` when the answer varies by request headers (`Vary`), which a
 /// merged reply cannot honour for a shared cache, and `age=N` for its
 /// `Age`. `None`: no rules given.
-fn answer_cache_control() -> Option<String> {
-    let pairs = host::header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default();
+fn answer_cache_control(pairs: &[(String, String)]) -> Option<String> {
     let mut directives: Vec<&str> = pairs
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("cache-control"))

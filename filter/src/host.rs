@@ -234,6 +234,8 @@ pub fn now_ms() -> u64 {
 pub enum MetricKind {
     /// Only goes up.
     Counter = 0,
+    /// A value set as it is (proxy-wasm's record on a gauge).
+    Gauge = 1,
     /// A distribution of recorded values.
     Histogram = 2,
 }
@@ -256,7 +258,7 @@ pub fn increment_metric(id: u32, by: i64) {
     let _ = unsafe { proxy_increment_metric(id, by) };
 }
 
-/// Record a value into a histogram (failures are ignored).
+/// Record a value into a histogram, or set a gauge (failures are ignored).
 pub fn record_metric(id: u32, value: u64) {
     // SAFETY: plain values.
     let _ = unsafe { proxy_record_metric(id, value) };

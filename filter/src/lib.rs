@@ -9,6 +9,7 @@
 mod flights;
 mod host;
 mod metrics;
+mod registry;
 
 use flights::{Flights, SharedFlights};
 use graphql_aggregator_engine::config::Gateway;
@@ -20,9 +21,10 @@ use graphql_aggregator_engine::request::{HttpRequest, ResponseMedia};
 use graphql_aggregator_engine::response::{self, Reply};
 use graphql_aggregator_engine::upstream::REQUEST_ID_HEADER;
 use log::{error, info, warn};
-use metrics::Metrics;
+use metrics::{ConfigEvent, Metrics};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use registry::{Fetched, Registry};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -58,10 +60,14 @@ struct Plugin {
     flights: SharedFlights,
     /// Whether the tick was asked for (once per VM: Kong traps on a second).
     ticking: bool,
+    /// Where newer versions of the configuration come from, when the
+    /// inline configuration has a `config_source`.
+    registry: Option<Registry>,
 }
 
 impl Context for Plugin {
-    /// Calls dispatched from the tick are routed here by the SDK.
+    /// Calls dispatched from the tick are routed here by the SDK: the
+    /// registry's fetches, and calls of requests that ended.
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -69,9 +75,120 @@ impl Context for Plugin {
         body_size: usize,
         _trailers: usize,
     ) {
+        if let Some(registry) = self.registry.as_mut().filter(|r| r.owns(token)) {
+            let fetched = registry.on_response(num_headers, body_size);
+            self.on_registry_answer(fetched);
+            return;
+        }
         flights::with(&self.flights, |f| {
             f.on_call_response(token, num_headers, body_size)
         });
+    }
+}
+
+impl Plugin {
+    /// Checks a configuration exactly as every version is checked, and
+    /// adapts it to the host (see [`Plugin::on_configure`]).
+    fn load(&self, text: &[u8]) -> Result<Gateway, String> {
+        let mut gateway = std::str::from_utf8(text)
+            .map_err(|e| format!("configuration is not UTF-8: {e}"))
+            .and_then(|text| Gateway::from_json(text).map_err(|e| e.to_string()))?;
+        let acts_for_requests =
+            flights::with(&self.flights, |f| f.acts_for_requests()).unwrap_or(false);
+        // Kong keeps shared data in a zone that must be configured
+        // (`nginx_wasm_main_shm_kv`), and traps the worker on any
+        // shared-data call without one: there, the registry of automatic
+        // persisted queries is used only when the configuration asks for it.
+        let persisted = &mut gateway.persisted_queries;
+        if !acts_for_requests && persisted.automatic && persisted.automatic_by_default {
+            persisted.automatic = false;
+            info!(
+                "graphql-aggregator: automatic persisted queries are off on this host \
+                 unless `persisted_queries.automatic` is true (they need a shared-memory \
+                 zone: nginx_wasm_main_shm_kv on Kong)"
+            );
+        }
+        for warning in &gateway.warnings {
+            warn!("graphql-aggregator: {warning}");
+        }
+        Ok(gateway)
+    }
+
+    /// Puts a checked configuration in service: new requests start under
+    /// it (with a fresh plan cache: validation depends on the schema);
+    /// requests in flight keep the one they started with.
+    fn install(&mut self, gateway: Option<Gateway>) {
+        self.metrics.borrow_mut().define_all();
+        if let Some(gateway) = &gateway {
+            info!(
+                "graphql-aggregator: configuration {} in service: {} mapped fields, {} upstreams",
+                gateway.version,
+                gateway.resolvers.len(),
+                gateway.upstreams.len()
+            );
+            self.metrics.borrow_mut().config_version(
+                graphql_aggregator_engine::config_source::version_number(&gateway.version),
+            );
+        }
+        let plan_cache_size = gateway.as_ref().map_or(0, |g| g.plan_cache_size);
+        self.shared = Some(Rc::new(RefCell::new(Shared {
+            gateway: gateway.map(Arc::new),
+            plan_cache: PlanCache::new(plan_cache_size),
+            metrics: self.metrics.clone(),
+            next_request: 0,
+        })));
+    }
+
+    /// A fetch of the registry came back: a new version is checked and
+    /// swapped in, a bad one refused (the version in service stays).
+    fn on_registry_answer(&mut self, fetched: Fetched) {
+        let header = self.registry.as_ref().and_then(Registry::version_header);
+        match fetched {
+            Fetched::NotModified => self.metrics.borrow_mut().config(ConfigEvent::NotModified),
+            Fetched::Failed(problem) => {
+                self.metrics.borrow_mut().config(ConfigEvent::Failed);
+                warn!(
+                    "graphql-aggregator: fetching the configuration failed, the version in \
+                     service stays: {problem}"
+                );
+            }
+            Fetched::Version { text, version } => {
+                let in_service = self
+                    .shared
+                    .as_ref()
+                    .and_then(|s| s.borrow().gateway.as_ref().map(|g| g.version.clone()));
+                if in_service.as_deref() == Some(version.as_str()) {
+                    self.metrics.borrow_mut().config(ConfigEvent::NotModified);
+                    return;
+                }
+                let loaded = self.load(&text).and_then(|gateway| {
+                    if gateway.config_source.is_some() {
+                        Err(
+                            "a configuration from the registry may not have a `config_source` \
+                             (the gateway's own configuration says where versions come from)"
+                                .to_string(),
+                        )
+                    } else {
+                        Ok(gateway)
+                    }
+                });
+                match loaded {
+                    Ok(mut gateway) => {
+                        gateway.version = version;
+                        gateway.version_header = header;
+                        self.metrics.borrow_mut().config(ConfigEvent::Loaded);
+                        self.install(Some(gateway));
+                    }
+                    Err(problem) => {
+                        self.metrics.borrow_mut().config(ConfigEvent::Refused);
+                        error!(
+                            "graphql-aggregator: configuration {version} from the registry \
+                             refused, the version in service stays: {problem}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -88,40 +205,14 @@ impl RootContext for Plugin {
             }
         }
         let text = host::buffer(BufferType::PluginConfiguration, 0, usize::MAX).unwrap_or_default();
-        let loaded = std::str::from_utf8(&text)
-            .map_err(|e| format!("configuration is not UTF-8: {e}"))
-            .and_then(|text| Gateway::from_json(text).map_err(|e| e.to_string()));
+        let loaded = self.load(&text);
         let acts_for_requests =
             flights::with(&self.flights, |f| f.acts_for_requests()).unwrap_or(false);
         // Where calls do not outlive their request (Kong cancels them), the
         // SDK forgets them with it (vendor/proxy-wasm/PATCHES.md, patch 4).
         proxy_wasm::set_calls_end_with_their_context(!acts_for_requests);
         let gateway = match loaded {
-            Ok(mut gateway) => {
-                // Kong keeps shared data in a zone that must be configured
-                // (`nginx_wasm_main_shm_kv`), and traps the worker on any
-                // shared-data call without one: there, the registry of
-                // automatic persisted queries is used only when the
-                // configuration asks for it.
-                let persisted = &mut gateway.persisted_queries;
-                if !acts_for_requests && persisted.automatic && persisted.automatic_by_default {
-                    persisted.automatic = false;
-                    info!(
-                        "graphql-aggregator: automatic persisted queries are off on this host \
-                         unless `persisted_queries.automatic` is true (they need a shared-memory \
-                         zone: nginx_wasm_main_shm_kv on Kong)"
-                    );
-                }
-                for warning in &gateway.warnings {
-                    warn!("graphql-aggregator: {warning}");
-                }
-                info!(
-                    "graphql-aggregator: configuration loaded: {} mapped fields, {} upstreams",
-                    gateway.resolvers.len(),
-                    gateway.upstreams.len()
-                );
-                Some(Arc::new(gateway))
-            }
+            Ok(gateway) => Some(gateway),
             Err(problem) => {
                 error!(
                     "graphql-aggregator: invalid configuration, every request gets a 500 \
@@ -130,22 +221,25 @@ impl RootContext for Plugin {
                 None
             }
         };
-        // Requests in flight keep the state they started with; new ones get
-        // a fresh plan cache (validation depends on the schema).
-        self.metrics.borrow_mut().define_all();
-        let plan_cache_size = gateway.as_ref().map_or(0, |g| g.plan_cache_size);
-        self.shared = Some(Rc::new(RefCell::new(Shared {
-            gateway,
-            plan_cache: PlanCache::new(plan_cache_size),
-            metrics: self.metrics.clone(),
-            next_request: 0,
-        })));
+        // A configuration with a `config_source` serves until the first
+        // version comes from the registry.
+        self.registry = gateway
+            .as_ref()
+            .and_then(|g| g.config_source.clone())
+            .map(Registry::new);
+        self.install(gateway);
         // Accepting the configuration keeps the route answering with a clear
         // GraphQL error instead of the host's own failure page.
         true
     }
 
     fn on_tick(&mut self) {
+        if let Some(registry) = self.registry.as_mut() {
+            if let Err(problem) = registry.poll(host::now_ms()) {
+                self.metrics.borrow_mut().config(ConfigEvent::Failed);
+                warn!("graphql-aggregator: fetching the configuration failed: {problem}");
+            }
+        }
         let root = self.id;
         flights::with(&self.flights, |f| f.on_tick(root));
     }

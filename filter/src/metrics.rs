@@ -4,7 +4,8 @@
 //! plugin of one Envoy adds to the same metrics.
 //!
 //! * `graphql_aggregator.requests.<outcome>`: replies by outcome (`ok`,
-//!   `partial`, `request_error`, `limit_exceeded`, `misconfigured`);
+//!   `partial`, `request_error`, `limit_exceeded`, `misconfigured`,
+//!   `unauthenticated`);
 //! * `graphql_aggregator.calls.<upstream>.<kind>`: function calls by
 //!   upstream and how they went (`ok`, `http_error`, `timeout`,
 //!   `unavailable`, `rejected`, `too_large`);
@@ -20,6 +21,15 @@
 //!   and not found (`misses`: the client registers next), documents
 //!   registered (`registrations`) and documents refused as not trusted
 //!   (`refusals`, with `only_listed`).
+//! * `graphql_aggregator.config.<event>`: configuration from a registry
+//!   (`config_source`): versions fetched and loaded (`fetches.ok`),
+//!   fetches the registry answered with "not modified"
+//!   (`fetches.not_modified`), fetches that failed (`fetches.failed`) and
+//!   versions refused as invalid (`refused`); the gauge
+//!   `graphql_aggregator.config.version` is the version in service as a
+//!   number (0: the inline configuration);
+//! * `graphql_aggregator.response_headers.dropped`: answer header lines a
+//!   reply left out for its bounds (64 lines, 16 KiB).
 //!
 //! A host that refuses a metric only loses that metric.
 
@@ -45,6 +55,41 @@ pub struct Metrics {
     coalesced: Option<u32>,
     /// `persisted.<event>`, in `PERSISTED` order.
     persisted: [Option<u32>; 4],
+    /// `config.<event>`, in `ConfigEvent::ALL` order.
+    config: [Option<u32>; 4],
+    config_version: Option<u32>,
+    dropped_headers: Option<u32>,
+}
+
+/// What a fetch of the configuration from its registry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigEvent {
+    /// A new version fetched, checked and put in service.
+    Loaded,
+    /// The registry has nothing newer (304).
+    NotModified,
+    /// The fetch failed (no answer, an error status, an answer too large).
+    Failed,
+    /// A version fetched and refused: it does not load.
+    Refused,
+}
+
+impl ConfigEvent {
+    const ALL: [ConfigEvent; 4] = [
+        ConfigEvent::Loaded,
+        ConfigEvent::NotModified,
+        ConfigEvent::Failed,
+        ConfigEvent::Refused,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ConfigEvent::Loaded => "fetches.ok",
+            ConfigEvent::NotModified => "fetches.not_modified",
+            ConfigEvent::Failed => "fetches.failed",
+            ConfigEvent::Refused => "refused",
+        }
+    }
 }
 
 /// What happened in the answer cache.
@@ -122,6 +167,41 @@ impl Metrics {
             "graphql_aggregator.coalesced_calls".into(),
         );
         self.define_persisted();
+        let mut config = [None; 4];
+        for (id, event) in config.iter_mut().zip(ConfigEvent::ALL) {
+            *id = self.id(
+                MetricKind::Counter,
+                format!("graphql_aggregator.config.{}", event.name()),
+            );
+        }
+        self.config = config;
+        self.config_version = self.id(
+            MetricKind::Gauge,
+            "graphql_aggregator.config.version".into(),
+        );
+        self.dropped_headers = self.id(
+            MetricKind::Counter,
+            "graphql_aggregator.response_headers.dropped".into(),
+        );
+    }
+
+    /// Something happened fetching the configuration.
+    pub fn config(&mut self, event: ConfigEvent) {
+        let index = ConfigEvent::ALL.iter().position(|e| *e == event);
+        let id = index.and_then(|i| self.config.get(i).copied().flatten());
+        Self::count(id, 1);
+    }
+
+    /// The configuration version in service, as a number.
+    pub fn config_version(&mut self, number: u64) {
+        if let Some(id) = self.config_version {
+            host::record_metric(id, number);
+        }
+    }
+
+    /// Answer header lines a reply left out.
+    pub fn dropped_headers(&mut self, lines: usize) {
+        Self::count(self.dropped_headers, lines as u64);
     }
 
     /// Something happened in the answer cache.

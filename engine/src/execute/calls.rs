@@ -199,6 +199,11 @@ impl Calls {
         out
     }
 
+    /// The upstream a call goes to.
+    pub fn upstream_of(&self, id: CallId) -> Option<&Arc<str>> {
+        self.calls.get(id).map(|call| &call.upstream)
+    }
+
     /// A call answered: its waiters, and the upstream it went to.
     pub fn answered(&mut self, id: CallId) -> Option<(Vec<Waiter>, Arc<str>)> {
         let call = self.calls.get_mut(id)?;
@@ -407,8 +412,14 @@ impl Run {
             args: &args,
             bound: Some((bound, &self.variables)),
             parent,
+            identity: self.identity.as_ref(),
         };
-        let (base, personal) = base_headers(&mut self.base_headers, upstream, &self.client_headers);
+        let (base, personal) = base_headers(
+            &mut self.base_headers,
+            upstream,
+            &self.client_headers,
+            self.identity.as_ref(),
+        );
         let request = match render(upstream, resolver_def, &values, base) {
             Ok(request) => request,
             Err(error) => return self.fail(at, field, error),
@@ -487,6 +498,74 @@ impl Run {
         }
     }
 
+    /// The identity call of this request (see [`crate::identity`]): the
+    /// identity upstream's own headers, and the client's credential
+    /// headers as they are. `None` when the upstream is unknown.
+    pub(super) fn identity_call(
+        &mut self,
+        gateway: &Gateway,
+        identity: &crate::identity::Identity,
+    ) -> Option<PendingCall> {
+        let upstream = gateway.upstreams.get(&identity.upstream)?;
+        let (base, _) = base_headers(&mut self.base_headers, upstream, &self.client_headers, None);
+        let mut headers = base.to_vec();
+        for (name, value) in self
+            .client_headers
+            .iter()
+            .filter(|(_, v)| is_safe_header_value(v))
+        {
+            if identity.credential_headers.contains(name) {
+                set_header(&mut headers, name, value);
+            }
+        }
+        let request = UpstreamRequest {
+            target: upstream.target.clone(),
+            upstream: upstream.name.clone(),
+            method: identity.method.as_str().into(),
+            path: format!("{}{}", upstream.path_prefix, identity.path),
+            authority: upstream.authority.clone(),
+            headers: Arc::from(headers),
+            body: None,
+            timeout_ms: u64::try_from(upstream.timeout.as_millis()).unwrap_or(u64::MAX),
+            deadline_header: None,
+        };
+        // One credential's identity may serve its other requests (joined
+        // in flight, kept in the answer cache): the call's identity holds
+        // every header it sends, the credential too.
+        let shareable = (identity.method == "GET").then_some(Shareable {
+            ttl_ms: identity.cache_ttl_ms,
+        });
+        Some(PendingCall {
+            id: super::IDENTITY_CALL,
+            request,
+            shareable,
+        })
+    }
+
+    /// Takes the headers `id`'s upstream passes back to the client from
+    /// its answer's `headers`.
+    pub(super) fn take_answer_headers(
+        &mut self,
+        gateway: &Gateway,
+        id: CallId,
+        headers: &[(String, String)],
+    ) {
+        if headers.is_empty() {
+            return;
+        }
+        let Some(upstream) = self
+            .calls
+            .upstream_of(id)
+            .and_then(|name| gateway.upstreams.get(name.as_ref()))
+        else {
+            return;
+        };
+        if !upstream.response_headers.is_empty() {
+            self.answer_headers
+                .take(&upstream.response_headers, headers);
+        }
+    }
+
     /// A field fails with `error`.
     pub(super) fn fail(&mut self, at: ObjRef, field: FieldId, error: FieldError) {
         let id = self.fetched.add_error(error);
@@ -556,6 +635,7 @@ fn base_headers(
     cache: &mut Vec<BaseHeaders>,
     upstream: &Upstream,
     client: &[(String, String)],
+    identity: Option<&apollo_compiler::response::JsonValue>,
 ) -> (Headers, bool) {
     if let Some((_, headers, personal)) = cache
         .iter()
@@ -563,7 +643,7 @@ fn base_headers(
     {
         return (headers.clone(), *personal);
     }
-    let (headers, personal) = forwarded_headers(upstream, client);
+    let (headers, personal) = forwarded_headers(upstream, client, identity);
     let headers: Headers = Arc::from(headers);
     cache.push((upstream.name.clone(), headers.clone(), personal));
     (headers, personal)
@@ -572,12 +652,14 @@ fn base_headers(
 /// The headers a call to `upstream` carries besides its templated ones: the
 /// client's request id (always), the client headers the upstream forwards
 /// (as they are, or under a new name), and the upstream's constant headers;
-/// and whether any client header other than the request id is among them
-/// (the answer may then be this client's alone). Client values with a line
-/// break are dropped.
+/// and its headers that read the request's identity (not sent when the
+/// identity lacks the value); and whether any client header other than the
+/// request id, or the identity, is among them (the answer may then be this
+/// client's alone). Client values with a line break are dropped.
 fn forwarded_headers(
     upstream: &Upstream,
     client: &[(String, String)],
+    identity: Option<&apollo_compiler::response::JsonValue>,
 ) -> (Vec<(String, String)>, bool) {
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut personal = false;
@@ -599,6 +681,22 @@ fn forwarded_headers(
     }
     for (name, value) in &upstream.headers {
         set_header(&mut headers, name, value);
+    }
+    if !upstream.identity_headers.is_empty() {
+        let no_arguments = apollo_compiler::response::JsonMap::new();
+        let values = Values {
+            args: &no_arguments,
+            bound: None,
+            parent: None,
+            identity,
+        };
+        for template in &upstream.identity_headers {
+            // A value that would break the header line is not sent.
+            if let Ok(Some(value)) = template.render(&values) {
+                set_header(&mut headers, &template.name, &value);
+                personal = true;
+            }
+        }
     }
     (headers, personal)
 }

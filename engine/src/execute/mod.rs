@@ -47,6 +47,20 @@ use std::sync::Arc;
 /// Identifies one function call of a request.
 pub type CallId = usize;
 
+/// The id of a request's identity call (see [`crate::identity`]); field
+/// calls count from 0.
+pub const IDENTITY_CALL: CallId = CallId::MAX;
+
+/// Where a request's identity step is.
+#[derive(Debug)]
+enum IdentityStep {
+    /// The identity call, to dispatch at the next [`Execution::take_calls`].
+    Ready(PendingCall),
+    /// The identity call is in flight: no field call starts before it
+    /// answers.
+    InFlight,
+}
+
 /// A call the host should dispatch now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingCall {
@@ -95,6 +109,13 @@ struct Run {
     stopped: Option<LimitExceeded>,
     /// `limits.max_reply_objects`.
     max_reply_objects: usize,
+    /// The identity step, while it runs.
+    identity_step: Option<IdentityStep>,
+    /// The request's identity, once known (none: no identity step, or an
+    /// optional identity the client did not give).
+    identity: Option<apollo_compiler::response::JsonValue>,
+    /// The answer headers the reply takes (`response_headers`).
+    answer_headers: crate::answer_headers::Gathered,
 }
 
 /// The execution of one GraphQL request.
@@ -104,6 +125,8 @@ pub struct Execution {
     media: ResponseMedia,
     run: Option<Box<Run>>,
     reply: Option<Reply>,
+    /// Answer header lines the reply left out.
+    dropped_answer_headers: usize,
     /// What persisted queries did for this request.
     persisted: persisted::Report,
 }
@@ -149,6 +172,7 @@ impl Execution {
                 media,
                 run: None,
                 reply: Some(page),
+                dropped_answer_headers: 0,
                 persisted: persisted::Report::default(),
             };
         }
@@ -157,6 +181,7 @@ impl Execution {
             media,
             run: None,
             reply: None,
+            dropped_answer_headers: 0,
             persisted: persisted::Report::default(),
         };
         let mut report = persisted::Report::default();
@@ -165,9 +190,7 @@ impl Execution {
         match prepared {
             Ok(run) => {
                 execution.run = Some(Box::new(run));
-                if let Some(run) = execution.run.as_mut() {
-                    run.start(&execution.gateway);
-                }
+                execution.begin();
                 execution.settle();
             }
             Err(mut reply) => {
@@ -178,6 +201,42 @@ impl Execution {
             }
         }
         execution
+    }
+
+    /// Starts a prepared request: its identity step first, when the
+    /// configuration has one and the client sent a credential (a request
+    /// without one is refused when the identity is required); else its
+    /// first wave of calls.
+    fn begin(&mut self) {
+        let gateway = self.gateway.clone();
+        let Some(run) = self.run.as_mut() else { return };
+        let Some(identity) = &gateway.identity else {
+            run.start(&gateway);
+            return;
+        };
+        if identity.has_credential(&run.client_headers) {
+            match run.identity_call(&gateway, identity) {
+                Some(call) => run.identity_step = Some(IdentityStep::Ready(call)),
+                None => self.refuse(&crate::identity::Refusal::Failed(
+                    "the identity function is not configured".into(),
+                )),
+            }
+        } else if identity.required {
+            self.refuse(&crate::identity::Refusal::NoCredential(
+                identity.credential_headers.clone(),
+            ));
+        } else {
+            run.start(&gateway);
+        }
+    }
+
+    /// Ends the request with a 401 (`UNAUTHENTICATED`): no other call is
+    /// made, calls in flight are abandoned.
+    fn refuse(&mut self, refusal: &crate::identity::Refusal) {
+        if let Some(run) = self.run.take() {
+            Spare::keep(*run);
+        }
+        self.reply = Some(crate::identity::unauthenticated(refusal, self.media));
     }
 
     /// What persisted queries did for this request (hits, registrations,
@@ -360,6 +419,9 @@ impl Execution {
             reply_objects: 0,
             stopped: None,
             max_reply_objects: limits.max_reply_objects,
+            identity_step: None,
+            identity: None,
+            answer_headers: spare.answer_headers,
         })
     }
 
@@ -465,6 +527,19 @@ impl Execution {
             return Vec::new();
         };
         let remaining = run.deadline_at.saturating_sub(now_ms);
+        match run.identity_step.take() {
+            Some(IdentityStep::Ready(mut call)) => {
+                run.identity_step = Some(IdentityStep::InFlight);
+                call.request.timeout_ms = call.request.timeout_ms.min(remaining).max(1);
+                call.request.deadline_header = Some(crate::upstream::Digits::of(remaining));
+                return vec![call];
+            }
+            Some(IdentityStep::InFlight) => {
+                run.identity_step = Some(IdentityStep::InFlight);
+                return Vec::new();
+            }
+            None => {}
+        }
         run.calls.take(max_concurrent, remaining)
     }
 
@@ -477,6 +552,13 @@ impl Execution {
         };
         if now_ms < run.deadline_at {
             return false;
+        }
+        if run.identity_step.is_some() {
+            self.refuse(&crate::identity::Refusal::Failed(format!(
+                "the identity function did not answer within the request's deadline ({} ms)",
+                self.gateway.deadline.as_millis()
+            )));
+            return true;
         }
         run.expire(&self.gateway);
         self.finish();
@@ -504,16 +586,82 @@ impl Execution {
         cache_control: Option<&str>,
         now_ms: u64,
     ) -> bool {
+        self.on_call_answer_with_headers(id, outcome, cache_control, &[], now_ms)
+    }
+
+    /// [`Execution::on_call_answer`], with the answer's headers (names
+    /// lower case, as the host gives them): those its upstream's
+    /// `response_headers` name reach the reply. Pass none for an answer
+    /// this request did not get from its own call (one from the answer
+    /// cache, or from another request's call it joined): a header is
+    /// never handed from one client to another.
+    pub fn on_call_answer_with_headers(
+        &mut self,
+        id: CallId,
+        outcome: CallOutcome,
+        cache_control: Option<&str>,
+        headers: &[(String, String)],
+        now_ms: u64,
+    ) -> bool {
+        if id == IDENTITY_CALL {
+            return self.on_identity_answer(outcome, headers, now_ms);
+        }
         let mut is_data = false;
         if let Some(run) = self.run.as_mut() {
             if run.calls.is_in_flight(id) {
                 run.cache.add(cache_control);
+                run.take_answer_headers(&self.gateway, id, headers);
                 is_data = run.answer(&self.gateway, id, outcome);
             }
         }
         self.settle();
         self.expire_if_late(now_ms);
         is_data
+    }
+
+    /// The identity call answered: the request goes on with its identity,
+    /// or is refused. Returns whether the answer was an identity (only
+    /// such answers may be kept for other requests with the same
+    /// credential).
+    fn on_identity_answer(
+        &mut self,
+        outcome: CallOutcome,
+        headers: &[(String, String)],
+        now_ms: u64,
+    ) -> bool {
+        let gateway = self.gateway.clone();
+        let Some(run) = self.run.as_mut() else {
+            return false;
+        };
+        if !matches!(run.identity_step, Some(IdentityStep::InFlight)) {
+            return false;
+        }
+        let (Some(identity), Some(upstream)) = (
+            gateway.identity.as_ref(),
+            gateway
+                .identity
+                .as_ref()
+                .and_then(|i| gateway.upstreams.get(&i.upstream)),
+        ) else {
+            return false;
+        };
+        run.identity_step = None;
+        run.answer_headers.take(&upstream.response_headers, headers);
+        match identity.resolve(upstream, outcome, gateway.limits.max_response_bytes) {
+            Ok(value) => {
+                run.identity = Some(value);
+                // What the functions answer now is this user's.
+                run.cache.personal();
+                run.start(&gateway);
+                self.settle();
+                self.expire_if_late(now_ms);
+                true
+            }
+            Err(refusal) => {
+                self.refuse(&refusal);
+                false
+            }
+        }
     }
 
     /// Whether the request still runs at `now_ms` past its deadline: the
@@ -531,9 +679,24 @@ impl Execution {
         self.run.is_none()
     }
 
-    /// The reply, once finished. It is handed out once.
+    /// The reply, once finished. It is handed out once. It names the
+    /// configuration's version when `config_source.version_header` asks.
     pub fn reply(&mut self) -> Option<Reply> {
-        self.reply.take()
+        let mut reply = self.reply.take()?;
+        if let Some(header) = &self.gateway.version_header {
+            reply
+                .headers
+                .push((header.clone().into(), self.gateway.version.clone().into()));
+        }
+        Some(reply)
+    }
+
+    /// Answer header lines the reply left out (a reply takes at most
+    /// [`crate::answer_headers::MAX_LINES`] lines and
+    /// [`crate::answer_headers::MAX_BYTES`] bytes from answers), for the
+    /// host's metrics; known once finished.
+    pub fn dropped_answer_headers(&self) -> usize {
+        self.dropped_answer_headers
     }
 
     /// Work that follows from what just happened; the reply when nothing is
@@ -593,8 +756,18 @@ impl Execution {
             },
             Err(exceeded) => response::limit_exceeded(&exceeded, 400, media),
         };
+        // Headers from the functions' answers; a cookie is never kept by
+        // a cache, and other headers of this client's calls by no shared
+        // one.
+        let gathered = std::mem::take(&mut run.answer_headers);
+        let sets_cookie = gathered.sets_cookie();
+        if !gathered.is_empty() {
+            run.cache.personal();
+        }
+        self.dropped_answer_headers = gathered.dropped();
+        reply.headers.extend(gathered.into_headers());
         // Only a query answered without errors may be cached.
-        let cacheable = reply.outcome == Outcome::Ok && !plan.mutation;
+        let cacheable = reply.outcome == Outcome::Ok && !plan.mutation && !sets_cookie;
         let value = run.cache.header(cacheable);
         if value != "no-store" {
             // The media type follows the client's Accept, the data the
@@ -619,6 +792,7 @@ struct Spare {
     fetched: Fetched,
     calls: Calls,
     base_headers: Vec<calls::BaseHeaders>,
+    answer_headers: crate::answer_headers::Gathered,
 }
 
 thread_local! {
@@ -641,18 +815,21 @@ impl Spare {
             mut fetched,
             mut calls,
             mut base_headers,
+            mut answer_headers,
             ..
         } = run;
         if !(fetched.reset() && calls.reset()) {
             return;
         }
         base_headers.clear();
+        answer_headers.clear();
         let _ = SPARE.try_with(|s| {
             if let Ok(mut s) = s.try_borrow_mut() {
                 *s = Some(Spare {
                     fetched,
                     calls,
                     base_headers,
+                    answer_headers,
                 });
             }
         });
@@ -698,6 +875,10 @@ impl Run {
     /// Everything the answers so far make possible; true when the request
     /// is done (nothing queued, in flight, or left to run).
     fn settle(&mut self, gateway: &Gateway) -> bool {
+        if self.identity_step.is_some() {
+            // Nothing else starts before the identity is known.
+            return false;
+        }
         loop {
             if self.stopped.is_some() {
                 return true;
