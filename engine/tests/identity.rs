@@ -464,3 +464,19 @@ fn replies_name_the_configuration_version_when_asked() {
         "{headers:?}"
     );
 }
+
+/// The identity function may share an upstream with fields: the identity
+/// call goes without identity headers, the fields' calls with them.
+#[test]
+fn an_upstream_serving_the_identity_and_fields_sends_identity_headers_on_field_calls_only() {
+    let mut shared = required();
+    shared["upstream"] = json!("fn");
+    let gateway = gateway(shared);
+    let client = request("{ greeting }", &[("cookie", "session=good-1")]);
+    let mut execution = Execution::start(gateway, &client, 0);
+    let identity = execution.take_calls(0).pop().unwrap();
+    assert_eq!(header(&identity, "x-platform-uid"), None);
+    execution.on_call_outcome(IDENTITY_CALL, CallOutcome::response(200, ALICE.to_vec()), 1);
+    let greeting = execution.take_calls(1).pop().unwrap();
+    assert_eq!(header(&greeting, "x-platform-uid"), Some("u-1"));
+}

@@ -1124,11 +1124,13 @@ fn proxy_http_call(
         None => {
             if caller.data().kind() == HostKind::Kong
                 && caller.data().callback == Some("proxy_on_tick")
+                && caller.data().kong_wished_context != caller.data().root_id
             {
                 // ngx_wasm_module dispatches from a tick on a fake request,
-                // for the root; a filter that meant to act for a request
-                // there (set_effective_context does nothing) acts for none:
-                // this host counts it as a mistake.
+                // for the root (a root's own call, e.g. a configuration
+                // fetch, is fine); a filter that meant to act for a
+                // request there (set_effective_context does nothing) acts
+                // for none: this host counts it as a mistake.
                 caller.data_mut().violation(
                     CALL,
                     "Kong: a call dispatched from the tick belongs to the root context, not to any request (set_effective_context does nothing there)",
@@ -1257,6 +1259,7 @@ fn proxy_set_effective_context(mut caller: Ctx<'_>, id: i32) -> R {
         // ngx_wasm_module's proxy_set_effective_context does nothing and
         // answers OK: later calls still act for the context the host
         // called into (from a tick: the root, which has no request).
+        state.kong_wished_context = id;
         return st(Status::Ok);
     }
     // proxy-wasm-cpp-host: BadArgument for a context that does not exist

@@ -140,6 +140,10 @@ pub(crate) struct HostState {
     pub effective: u32,
     /// The callback running now, for messages.
     pub callback: Option<&'static str>,
+    /// Kong: the context the filter last asked to act for in this
+    /// callback (`proxy_set_effective_context`, which does nothing there);
+    /// the root's id when it asked for none.
+    pub kong_wished_context: u32,
     /// `proxy_on_configure` is running (Envoy shows the plugin configuration only then).
     pub in_configure: bool,
     pub http: BTreeMap<u32, HttpCtx>,
@@ -188,6 +192,7 @@ impl HostState {
             root_id: 1,
             next_context_id: 2,
             effective: 1,
+            kong_wished_context: 1,
             callback: None,
             in_configure: false,
             http: BTreeMap::new(),

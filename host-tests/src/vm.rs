@@ -149,6 +149,7 @@ impl Vm {
             let state = self.store.data_mut();
             state.effective = effective;
             state.callback = Some(name);
+            state.kong_wished_context = state.root_id;
         }
         let outcome = func.call(&mut self.store, &params, &mut results);
         {

@@ -507,8 +507,9 @@ impl Run {
         identity: &crate::identity::Identity,
     ) -> Option<PendingCall> {
         let upstream = gateway.upstreams.get(&identity.upstream)?;
-        let (base, _) = base_headers(&mut self.base_headers, upstream, &self.client_headers, None);
-        let mut headers = base.to_vec();
+        // Not through the per-upstream cache: the identity upstream's
+        // field calls, if any, carry identity headers this call cannot.
+        let (mut headers, _) = forwarded_headers(upstream, &self.client_headers, None);
         for (name, value) in self
             .client_headers
             .iter()
