@@ -192,10 +192,36 @@ pub fn explain(
         steps: Vec::new(),
         visits: 0,
     };
-    let cost = walk.root();
+    let mut cost = walk.root();
     let mut steps = walk.steps;
     let truncated = walk.visits > MAX_VISITS;
     steps.sort_by_key(|s| s.wave);
+    // The identity step goes first and alone (for a client that sends a
+    // credential): every field call waits a wave more.
+    if let Some(identity) = &gateway.identity {
+        for step in &mut steps {
+            step.wave += 1;
+        }
+        let prefix = gateway
+            .upstreams
+            .get(&identity.upstream)
+            .map_or("", |u| u.path_prefix.as_str());
+        steps.insert(
+            0,
+            Step {
+                wave: 1,
+                response_path: "(identity)".into(),
+                coordinate: "identity".into(),
+                upstream: identity.upstream.clone(),
+                method: identity.method.clone(),
+                path: format!("{prefix}{}", identity.path),
+                mode: Mode::Single,
+                parents: 1,
+                calls: 1,
+            },
+        );
+        cost.calls = cost.calls.saturating_add(1);
+    }
     let limits = &gateway.limits;
     Ok(Explanation {
         operation: match &operation.name {

@@ -249,6 +249,21 @@ fn explain_the_seed_query_two_waves_two_calls() {
     assert!(out.contains("total: 2 waves, 2 calls at most"), "{out}");
 }
 
+/// With an identity step, the identity call is the first wave, alone.
+#[test]
+fn explain_the_identity_call_first() {
+    let plan = explain_json(
+        "identity.yaml",
+        "{ user(id: \"1\") { id orders { id } } }",
+        "50",
+    );
+    assert_eq!(plan["waves"], 3);
+    assert_eq!(plan["calls"], 3);
+    assert_eq!(plan["steps"][0]["field"], "identity");
+    assert_eq!(plan["steps"][0]["path"], "/function/identity");
+    assert_eq!(plan["steps"][1]["wave"], 2);
+}
+
 /// `explain … --format json`, parsed.
 fn explain_json(config: &str, query: &str, list_size: &str) -> serde_json::Value {
     let (code, out) = run(&[
