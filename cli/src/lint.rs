@@ -126,13 +126,25 @@ fn per_parent_calls(loaded: &Loaded, reach: &Reach) -> Vec<Problem> {
     found
 }
 
-/// Lint 2: upstreams no field calls.
+/// Lint 2: upstreams no field calls (the identity step's and the
+/// configuration registry's are used).
 fn unused_upstreams(loaded: &Loaded) -> Vec<Problem> {
     let gateway = &loaded.gateway;
+    let used_otherwise = |name: &str| {
+        gateway
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.upstream == name)
+            || gateway
+                .config_source
+                .as_ref()
+                .is_some_and(|c| c.upstream.name.as_ref() == name)
+    };
     gateway
         .upstreams
         .keys()
         .filter(|name| !resolvers(gateway).any(|r| &r.upstream == *name))
+        .filter(|name| !used_otherwise(name))
         .map(|name| {
             Problem::warning(
                 loaded.source.locate(&["upstreams", name]),

@@ -262,6 +262,9 @@ fn explain_the_identity_call_first() {
     assert_eq!(plan["steps"][0]["field"], "identity");
     assert_eq!(plan["steps"][0]["path"], "/function/identity");
     assert_eq!(plan["steps"][1]["wave"], 2);
+    // Its upstream is used, though no field calls it.
+    let (code, out) = run(&["check", "identity.yaml", "--deny-warnings"]);
+    assert_eq!(code, 0, "{out}");
 }
 
 /// `explain … --format json`, parsed.
