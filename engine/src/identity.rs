@@ -239,12 +239,30 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The reply to a request without an identity it needs: 401, one
-/// `UNAUTHENTICATED` error, no `data`, never cached.
-pub fn unauthenticated(refusal: &Refusal, media: ResponseMedia) -> Reply {
+impl Identity {
+    /// The `www-authenticate` challenge of a 401 (RFC 9110 §11.6.1 asks
+    /// for one): `Bearer` when credentials come in `authorization`, else
+    /// `Cookie` (the login page of the client's own business line sets
+    /// it).
+    pub fn challenge(&self) -> &'static str {
+        if self.credential_headers.iter().any(|h| h == "authorization") {
+            "Bearer realm=\"graphql\""
+        } else {
+            "Cookie realm=\"graphql\""
+        }
+    }
+}
+
+/// The reply to a request without an identity it needs: 401 with the
+/// identity's `challenge`, one `UNAUTHENTICATED` error, no `data`, never
+/// cached.
+pub fn unauthenticated(refusal: &Refusal, challenge: &'static str, media: ResponseMedia) -> Reply {
     let mut reply =
         response::graphql_error(401, refusal.to_string(), ErrorCode::Unauthenticated, media);
     reply.outcome = Outcome::Unauthenticated;
+    reply
+        .headers
+        .push(("www-authenticate".into(), challenge.into()));
     reply
         .headers
         .push(("cache-control".into(), "no-store".into()));
@@ -364,8 +382,16 @@ mod tests {
             timed_out.to_string().contains("could not be verified"),
             "{timed_out}"
         );
-        let reply = unauthenticated(&Refusal::Refused(401), ResponseMedia::Json);
+        let reply = unauthenticated(
+            &Refusal::Refused(401),
+            loaded.challenge(),
+            ResponseMedia::Json,
+        );
         assert_eq!(reply.status, 401);
+        assert!(reply
+            .headers
+            .iter()
+            .any(|(k, v)| k == "www-authenticate" && v == "Cookie realm=\"graphql\""));
         let body = String::from_utf8(reply.body).unwrap();
         assert!(body.contains("UNAUTHENTICATED"), "{body}");
     }

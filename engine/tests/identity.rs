@@ -96,6 +96,7 @@ fn a_required_identity_without_a_credential_is_refused_before_any_call() {
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("cookie or authorization"), "{message}");
     assert!(headers.contains(&("cache-control".into(), "no-store".into())));
+    assert!(headers.contains(&("www-authenticate".into(), "Bearer realm=\"graphql\"".into())));
 }
 
 #[test]

@@ -236,7 +236,14 @@ impl Execution {
         if let Some(run) = self.run.take() {
             Spare::keep(*run);
         }
-        self.reply = Some(crate::identity::unauthenticated(refusal, self.media));
+        let challenge = self
+            .gateway
+            .identity
+            .as_ref()
+            .map_or("Bearer", |i| i.challenge());
+        self.reply = Some(crate::identity::unauthenticated(
+            refusal, challenge, self.media,
+        ));
     }
 
     /// What persisted queries did for this request (hits, registrations,
