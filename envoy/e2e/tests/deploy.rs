@@ -160,6 +160,25 @@ fn meta_json_rejects_broken_configurations() {
         "upstreams": {"u": {"target": "functions:8081"}}
     });
     assert!(validator.is_valid(&good));
+    let issue_16 = json!({
+        "schema": "type Query { a: String @http(upstream: \"u\", path: \"/a/{identity.uid}\") }",
+        "upstreams": {
+            "u": {"target": "functions:8081", "headers": {"x-uid": "{identity.uid}"},
+                  "response_headers": {"set-cookie": "append", "x-trace-id": "first", "x-v": {"precedence": 2}}},
+            "id": {"target": "identity:8081"},
+            "registry": {"target": "registry:8081"}
+        },
+        "identity": {"upstream": "id", "method": "GET", "path": "/identity", "credential_headers": ["cookie"],
+                     "result": "user", "required": false, "cache_ttl_ms": 1000},
+        "config_source": {"upstream": "registry", "path": "/c", "poll_ms": 1000, "max_bytes": 4096,
+                          "version_header": "x-config-version"}
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(&issue_16)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    Gateway::from_json(&issue_16.to_string()).expect("the filter takes it too");
     let broken: Vec<(&str, Value)> = vec![
         ("no schema", json!({"upstreams": {"u": {"target": "t"}}})),
         (
@@ -197,6 +216,22 @@ fn meta_json_rejects_broken_configurations() {
         (
             "introspection as text",
             json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "introspection": "yes"}),
+        ),
+        (
+            "response header rule that is not one",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t", "response_headers": {"x-a": "newest"}}}}),
+        ),
+        (
+            "identity without credential headers",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "identity": {"upstream": "u", "path": "/id"}}),
+        ),
+        (
+            "identity path with a placeholder",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "identity": {"upstream": "u", "path": "/id/{args.x}", "credential_headers": ["cookie"]}}),
+        ),
+        (
+            "registry polled every 10 ms",
+            json!({"schema": "s", "upstreams": {"u": {"target": "t"}}, "config_source": {"upstream": "u", "path": "/c", "poll_ms": 10}}),
         ),
         (
             "zero limit",
