@@ -319,6 +319,12 @@ impl Plugin {
         })
     }
 
+    /// The root context's id: the [`Call::context_id`] of calls the root
+    /// context dispatched (e.g. from its tick).
+    pub fn root_id(&self) -> u32 {
+        self.with(|vm| vm.root_id())
+    }
+
     /// The profile this plugin runs under.
     pub fn profile(&self) -> Profile {
         self.with(|vm| vm.store.data().profile.clone())

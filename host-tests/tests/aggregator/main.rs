@@ -45,6 +45,7 @@ mod configuration;
 mod failures;
 mod faults;
 mod graphiql;
+mod identity;
 mod load;
 mod observability;
 mod orders;
