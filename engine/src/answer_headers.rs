@@ -21,11 +21,18 @@ use crate::upstream::is_hop_by_hop;
 use serde::Deserialize;
 use std::borrow::Cow;
 
-/// Headers the reply sets itself, or that describe its encoding: never
-/// taken from a function's answer.
-pub const REPLY_OWNED: [&str; 10] = [
+/// Headers the reply sets itself, or that describe its body, its
+/// location or its authentication: never taken from a function's answer
+/// (they would describe the function's answer, not the merged reply).
+pub const REPLY_OWNED: [&str; 19] = [
     "content-type",
     "content-encoding",
+    "content-language",
+    "content-location",
+    "content-range",
+    "content-disposition",
+    "content-digest",
+    "digest",
     "cache-control",
     "vary",
     "etag",
@@ -33,7 +40,10 @@ pub const REPLY_OWNED: [&str; 10] = [
     "expires",
     "age",
     "date",
+    "location",
+    "www-authenticate",
     "x-frame-options",
+    "content-security-policy",
 ];
 
 /// At most this many header lines are taken from answers into one reply.

@@ -272,6 +272,20 @@ impl Gateway {
             .map(|raw| crate::config_source::ConfigSource::load(raw, &upstreams))
             .transpose()
             .map_err(|e| ConfigError::Json(e.to_string()))?;
+        let version_header = config_source
+            .as_ref()
+            .and_then(|c| c.version_header.as_deref());
+        if let Some(header) = version_header {
+            let taken = upstreams
+                .values()
+                .find(|u| u.response_headers.iter().any(|(n, _)| n == header));
+            if let Some(upstream) = taken {
+                return Err(ConfigError::Json(format!(
+                    "config_source.version_header {header:?} is also in upstreams.{}.response_headers; a reply header has one source",
+                    upstream.name
+                )));
+            }
+        }
         if let Some(zero) = raw.limits.zeros().first() {
             return Err(ConfigError::Json(format!(
                 "limits.{zero} is 0, which would refuse every request"

@@ -141,8 +141,11 @@ impl Identity {
                     "`cache_ttl_ms` must be greater than 0 (leave it out to follow the identity function's cache-control)".into(),
                 )
             }
-            Some(ms) if ms > crate::config::MAX_MILLIS => {
-                return problem("`cache_ttl_ms` must be at most 86400000 (24 hours)".into())
+            // A revoked session stays valid for as long as it is kept.
+            Some(ms) if ms > MAX_CACHE_TTL_MS => {
+                return problem(format!(
+                    "`cache_ttl_ms` must be at most {MAX_CACHE_TTL_MS} (1 hour): a revoked credential stays valid for as long as its identity is kept"
+                ))
             }
             other => other,
         };
@@ -161,7 +164,7 @@ impl Identity {
     pub fn has_credential(&self, client_headers: &[(String, String)]) -> bool {
         client_headers
             .iter()
-            .any(|(name, value)| !value.is_empty() && self.credential_headers.contains(name))
+            .any(|(name, value)| !value.trim().is_empty() && self.credential_headers.contains(name))
     }
 
     /// The request's identity from the identity call's outcome: the value
@@ -183,32 +186,55 @@ impl Identity {
             max_response_bytes,
             upstream.envelope.as_ref(),
         )
-        .map_err(|error| match status {
-            Some(status @ (400..=499)) => Refusal::Refused(status),
+        .map_err(|error| match (status, error.code) {
+            // Only "who are you?" answers refuse the credential; anything
+            // else (a missing or throttled function, an outage) leaves it
+            // unverified.
+            (Some(status @ (401 | 403)), _) => Refusal::Refused(format!("HTTP {status}")),
+            (_, ErrorCode::UpstreamError) => {
+                Refusal::Refused("an error code in its envelope".into())
+            }
             _ => Refusal::Failed(error.message),
         })?;
         let node = data
             .node
             .and_then(|node| data.answer.lookup(node, &self.result))
             .filter(|node| !data.answer.is_null(*node));
-        match node {
-            Some(node) => Ok(data.answer.to_value(node)),
-            None => Err(Refusal::NoIdentity(self.result.join("."))),
+        let Some(node) = node else {
+            return Err(Refusal::NoIdentity(self.result.join(".")));
+        };
+        let identity = data.answer.to_value(node);
+        // Every call of the request may carry it: it is kept small.
+        let size = serde_json::to_vec(&identity).map_or(usize::MAX, |v| v.len());
+        if size > MAX_IDENTITY_BYTES {
+            return Err(Refusal::Failed(format!(
+                "the identity is {size} bytes, over {MAX_IDENTITY_BYTES}; select less of the answer with `identity.result`"
+            )));
         }
+        Ok(identity)
     }
 }
+
+/// The longest `identity.cache_ttl_ms`: 1 hour.
+pub const MAX_CACHE_TTL_MS: u64 = 3_600_000;
+
+/// The largest identity (as JSON) a request takes: every call may carry
+/// parts of it.
+pub const MAX_IDENTITY_BYTES: usize = 16 * 1024;
 
 /// Why a request has no identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The request carries none of the credential headers.
     NoCredential(Vec<String>),
-    /// The identity function refused the credential (its HTTP status).
-    Refused(u16),
+    /// The identity function refused the credential: how (`HTTP 401`,
+    /// `HTTP 403`, an envelope's error code).
+    Refused(String),
     /// The identity function's answer holds no identity at `result`.
     NoIdentity(String),
-    /// The identity call failed (timed out, unreachable, an error status
-    /// other than 4xx, an answer that is not JSON...): what happened.
+    /// The identity call failed (timed out, unreachable, a status other
+    /// than 401 and 403, an answer that is not JSON, an identity too
+    /// large...): what happened.
     Failed(String),
 }
 
@@ -220,9 +246,9 @@ impl fmt::Display for Refusal {
                 "this gateway needs a credential: send it in {}",
                 headers.join(" or ")
             ),
-            Refusal::Refused(status) => write!(
+            Refusal::Refused(how) => write!(
                 f,
-                "the credential was refused (the identity function answered HTTP {status})"
+                "the credential was refused (the identity function answered {how})"
             ),
             Refusal::NoIdentity(result) if result.is_empty() => {
                 write!(
@@ -334,6 +360,36 @@ mod tests {
     }
 
     #[test]
+    fn an_envelope_error_refuses_the_credential() {
+        let gateway = crate::config::Gateway::from_json(
+            r#"{"schema": "type Query { a: String @http(upstream: \"id\", path: \"/a\") }",
+                "upstreams": {"id": {"target": "id", "envelope": {"code": "code", "success": [0], "data": "data"}}},
+                "identity": {"upstream": "id", "path": "/v", "credential_headers": ["cookie"]}}"#,
+        )
+        .unwrap();
+        let identity = gateway.identity.as_ref().unwrap();
+        let upstream = &gateway.upstreams["id"];
+        let refused = identity.resolve(
+            upstream,
+            CallOutcome::response(200, br#"{"code": 40101, "msg": "expired"}"#.to_vec()),
+            1 << 20,
+        );
+        assert_eq!(
+            refused,
+            Err(Refusal::Refused("an error code in its envelope".into()))
+        );
+        let found = identity.resolve(
+            upstream,
+            CallOutcome::response(200, br#"{"code": 0, "data": {"uid": "u-1"}}"#.to_vec()),
+            1 << 20,
+        );
+        assert_eq!(
+            found,
+            Ok(JsonValue::from(serde_json::json!({"uid": "u-1"})))
+        );
+    }
+
+    #[test]
     fn a_credential_is_a_non_empty_credential_header() {
         let loaded = identity(serde_json::json!({
             "upstream": "id", "path": "/v", "credential_headers": ["cookie", "authorization"]
@@ -347,6 +403,7 @@ mod tests {
         };
         assert!(loaded.has_credential(&headers(&[("authorization", "Bearer x")])));
         assert!(!loaded.has_credential(&headers(&[("cookie", "")])));
+        assert!(!loaded.has_credential(&headers(&[("cookie", "  ")])));
         assert!(!loaded.has_credential(&headers(&[("x-other", "1")])));
     }
 
@@ -367,7 +424,7 @@ mod tests {
         );
         assert_eq!(
             resolve(CallOutcome::response(401, b"{}".to_vec())),
-            Err(Refusal::Refused(401))
+            Err(Refusal::Refused("HTTP 401".into()))
         );
         assert_eq!(
             resolve(CallOutcome::response(200, br#"{"user": null}"#.to_vec())),
@@ -377,13 +434,26 @@ mod tests {
             resolve(CallOutcome::response(500, b"{}".to_vec())),
             Err(Refusal::Failed(_))
         ));
+        // A missing or throttled identity function refuses nobody.
+        for status in [404, 429, 503] {
+            assert!(matches!(
+                resolve(CallOutcome::response(status, b"{}".to_vec())),
+                Err(Refusal::Failed(_))
+            ));
+        }
+        let huge = format!(
+            r#"{{"user": {{"uid": "{}"}}}}"#,
+            "x".repeat(MAX_IDENTITY_BYTES)
+        );
+        let too_large = resolve(CallOutcome::response(200, huge.into_bytes())).unwrap_err();
+        assert!(too_large.to_string().contains("over 16384"), "{too_large}");
         let timed_out = resolve(CallOutcome::Failed(CallFailure::Timeout)).unwrap_err();
         assert!(
             timed_out.to_string().contains("could not be verified"),
             "{timed_out}"
         );
         let reply = unauthenticated(
-            &Refusal::Refused(401),
+            &Refusal::Refused("HTTP 401".into()),
             loaded.challenge(),
             ResponseMedia::Json,
         );

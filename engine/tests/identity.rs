@@ -481,3 +481,104 @@ fn an_upstream_serving_the_identity_and_fields_sends_identity_headers_on_field_c
     let greeting = execution.take_calls(1).pop().unwrap();
     assert_eq!(header(&greeting, "x-platform-uid"), Some("u-1"));
 }
+
+/// A client's value never stands in for a templated header whose value
+/// is absent, and a credential sent on several lines reaches the
+/// identity function whole.
+#[test]
+fn templated_headers_are_never_a_clients_and_credentials_are_whole() {
+    let mut optional = config(json!({"upstream": "id", "path": "/identity",
+        "credential_headers": ["cookie"], "result": "user", "required": false}));
+    optional["upstreams"]["fn"]["forward_headers"] = json!(["x-platform-uid", "x-caller"]);
+    let gateway = Arc::new(Gateway::from_json(&optional.to_string()).unwrap());
+    let client = request(
+        "{ greeting }",
+        &[("x-platform-uid", "admin"), ("x-caller", "admin")],
+    );
+    let mut execution = Execution::start(gateway.clone(), &client, 0);
+    let greeting = execution.take_calls(0).pop().unwrap();
+    assert_eq!(
+        header(&greeting, "x-platform-uid"),
+        None,
+        "an upstream's identity header"
+    );
+    assert_eq!(
+        header(&greeting, "x-caller"),
+        None,
+        "a field's identity header"
+    );
+    let client = request(
+        "{ greeting }",
+        &[("cookie", "session=good-1"), ("cookie", "lang=en")],
+    );
+    let mut execution = Execution::start(gateway, &client, 0);
+    let identity = execution.take_calls(0).pop().unwrap();
+    assert_eq!(header(&identity, "cookie"), Some("session=good-1; lang=en"));
+}
+
+/// The identity function's own headers reach a 401 (a cookie that clears
+/// a dead session), and a client without a credential registers no
+/// persisted query.
+#[test]
+fn a_refusal_keeps_the_identity_functions_headers_and_registers_nothing() {
+    let mut with_rules = config(required());
+    with_rules["upstreams"]["id"]["response_headers"] = json!({"set-cookie": "append"});
+    let gateway = Arc::new(Gateway::from_json(&with_rules.to_string()).unwrap());
+    let client = request("{ public }", &[("cookie", "session=expired")]);
+    let mut execution = Execution::start(gateway.clone(), &client, 0);
+    execution.take_calls(0);
+    execution.on_call_answer_with_headers(
+        IDENTITY_CALL,
+        CallOutcome::response(401, b"{}".to_vec()),
+        None,
+        &pairs(&[("set-cookie", "session=; Max-Age=0")]),
+        1,
+    );
+    let (status, _, headers) = finish(&mut execution);
+    assert_eq!(status, 401);
+    assert!(headers.contains(&("set-cookie".into(), "session=; Max-Age=0".into())));
+    assert!(headers.contains(&("cache-control".into(), "no-store".into())));
+
+    struct Store(usize);
+    impl graphql_aggregator_engine::persisted::SharedStore for Store {
+        fn get(&mut self, _: &str) -> Option<Vec<u8>> {
+            None
+        }
+        fn set(&mut self, _: &str, _: &[u8]) -> bool {
+            self.0 += 1;
+            true
+        }
+    }
+    let query = "{ public }";
+    let hash = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(query.as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let body = json!({"query": query, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}}});
+    let mut store = Store(0);
+    let mut execution = Execution::start_with_store(
+        gateway,
+        &HttpRequest::post_json(body.to_string().into_bytes()),
+        0,
+        None,
+        Some(&mut store),
+    );
+    assert_eq!(finish(&mut execution).0, 401);
+    assert_eq!(store.0, 0, "nothing registered");
+}
+
+/// A version header cannot also come from a function.
+#[test]
+fn the_version_header_has_one_source() {
+    let mut clash = config(required());
+    clash["config_source"] =
+        json!({"upstream": "other", "path": "/config", "version_header": "x-version"});
+    let error = Gateway::from_json(&clash.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("a reply header has one source"), "{error}");
+}

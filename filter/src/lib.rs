@@ -142,22 +142,32 @@ impl Plugin {
     /// A fetch of the registry came back: a new version is checked and
     /// swapped in, a bad one refused (the version in service stays).
     fn on_registry_answer(&mut self, fetched: Fetched) {
-        let header = self.registry.as_ref().and_then(Registry::version_header);
+        let Some(registry) = self.registry.as_mut() else {
+            return;
+        };
+        let header = registry.version_header();
         match fetched {
-            Fetched::NotModified => self.metrics.borrow_mut().config(ConfigEvent::NotModified),
+            Fetched::NotModified => {
+                registry.succeeded();
+                self.metrics.borrow_mut().config(ConfigEvent::NotModified);
+            }
             Fetched::Failed(problem) => {
                 self.metrics.borrow_mut().config(ConfigEvent::Failed);
-                warn!(
-                    "graphql-aggregator: fetching the configuration failed, the version in \
-                     service stays: {problem}"
-                );
+                if registry.is_news(&problem) {
+                    warn!(
+                        "graphql-aggregator: fetching the configuration failed, the version in \
+                         service stays (logged again when it fails otherwise): {problem}"
+                    );
+                }
             }
             Fetched::Version { text, version } => {
+                registry.succeeded();
                 let in_service = self
                     .shared
                     .as_ref()
                     .and_then(|s| s.borrow().gateway.as_ref().map(|g| g.version.clone()));
-                if in_service.as_deref() == Some(version.as_str()) {
+                if in_service.as_deref() == Some(version.as_str()) || registry.was_refused(&version)
+                {
                     self.metrics.borrow_mut().config(ConfigEvent::NotModified);
                     return;
                 }
@@ -180,6 +190,9 @@ impl Plugin {
                         self.install(Some(gateway));
                     }
                     Err(problem) => {
+                        if let Some(registry) = self.registry.as_mut() {
+                            registry.refuse(version.clone());
+                        }
                         self.metrics.borrow_mut().config(ConfigEvent::Refused);
                         error!(
                             "graphql-aggregator: configuration {version} from the registry \
@@ -222,11 +235,30 @@ impl RootContext for Plugin {
             }
         };
         // A configuration with a `config_source` serves until the first
-        // version comes from the registry.
-        self.registry = gateway
-            .as_ref()
-            .and_then(|g| g.config_source.clone())
-            .map(Registry::new);
+        // version comes from the registry. Configured again with the same
+        // `config_source` (Kong reconfigures its filter chains on any
+        // change), the version fetched stays in service and the fetches
+        // go on: a registry down at that moment takes nothing away.
+        let source = gateway.as_ref().and_then(|g| g.config_source.clone());
+        let same_source = match (&source, &self.registry) {
+            (Some(source), Some(registry)) => registry.fetches_from(source),
+            _ => false,
+        };
+        let fetched_in_service = self.shared.as_ref().is_some_and(|s| {
+            s.borrow().gateway.as_ref().is_some_and(|g| {
+                g.version != graphql_aggregator_engine::config_source::INLINE_VERSION
+            })
+        });
+        if same_source && fetched_in_service {
+            info!(
+                "graphql-aggregator: configured again with the same config_source: the version \
+                 from the registry stays in service"
+            );
+            return true;
+        }
+        if !same_source {
+            self.registry = source.map(Registry::new);
+        }
         self.install(gateway);
         // Accepting the configuration keeps the route answering with a clear
         // GraphQL error instead of the host's own failure page.
@@ -502,7 +534,17 @@ impl Stream {
         }
     }
 
-    fn send(&mut self, reply: Reply) {
+    /// Sends a reply the filter made without the engine (a body over
+    /// the limit, a misconfigured plugin): it names the configuration
+    /// version too, when replies do.
+    fn send(&mut self, mut reply: Reply) {
+        if let Some(gateway) = self.gateway() {
+            if let Some(header) = &gateway.version_header {
+                reply
+                    .headers
+                    .push((header.clone().into(), gateway.version.clone().into()));
+            }
+        }
         let metrics = match &self.shared {
             Some(shared) => shared.borrow().metrics.clone(),
             None => Rc::default(),

@@ -233,6 +233,14 @@ impl Metrics {
             .map(|(_, _, id)| *id);
         let id = match known {
             Some(id) => id,
+            // Upstream names come from configurations, which may come
+            // from a registry: a host never frees a metric, so their
+            // number is bounded; calls of later upstreams count under
+            // `calls.other.<kind>`.
+            None if self.calls.len() >= MAX_CALL_METRICS => {
+                let name = format!("graphql_aggregator.calls.other.{kind}");
+                self.id(MetricKind::Counter, name)
+            }
             None => {
                 let name = format!("graphql_aggregator.calls.{upstream}.{kind}");
                 let id = self.id(MetricKind::Counter, name);
@@ -254,6 +262,10 @@ impl Metrics {
 }
 
 const LATENCY: &str = "graphql_aggregator.call_latency_ms";
+
+/// The most `calls.<upstream>.<kind>` metrics defined (6 kinds for each of
+/// 128 upstreams).
+const MAX_CALL_METRICS: usize = 768;
 
 // ---------------------------------------------------------------------------
 // persisted queries

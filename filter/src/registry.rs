@@ -24,6 +24,13 @@ pub struct Registry {
     in_flight: Option<(u32, u64)>,
     /// When the next fetch is due.
     next_ms: u64,
+    /// The last version refused: fetched again (a registry without
+    /// `ETag`s answers every fetch in full), it is not checked, logged
+    /// and counted again.
+    refused: Option<String>,
+    /// What the last failed fetch said: a registry that keeps failing the
+    /// same way is logged once, until a fetch succeeds or fails otherwise.
+    last_problem: Option<String>,
 }
 
 /// What a fetch brought.
@@ -49,7 +56,41 @@ impl Registry {
             seen_etag: None,
             in_flight: None,
             next_ms: 0,
+            refused: None,
+            last_problem: None,
         }
+    }
+
+    /// Whether this registry fetches from `source` (a new inline
+    /// configuration with the same `config_source` keeps the fetched
+    /// version in service and the state of the fetches).
+    pub fn fetches_from(&self, source: &ConfigSource) -> bool {
+        self.source == *source
+    }
+
+    /// Remembers a version that did not load.
+    pub fn refuse(&mut self, version: String) {
+        self.refused = Some(version);
+    }
+
+    /// Whether `version` is the one last refused.
+    pub fn was_refused(&self, version: &str) -> bool {
+        self.refused.as_deref() == Some(version)
+    }
+
+    /// Whether a failure is worth a log line: the first of its kind in a
+    /// row.
+    pub fn is_news(&mut self, problem: &str) -> bool {
+        if self.last_problem.as_deref() == Some(problem) {
+            return false;
+        }
+        self.last_problem = Some(problem.to_string());
+        true
+    }
+
+    /// A fetch succeeded: the next failure is news again.
+    pub fn succeeded(&mut self) {
+        self.last_problem = None;
     }
 
     /// The version header of the inline configuration: a fetched version
@@ -131,7 +172,14 @@ impl Registry {
                 self.source.max_bytes
             ));
         }
-        let text = host::buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
+        let text = match host::buffer(BufferType::HttpCallResponseBody, 0, body_size) {
+            Ok(text) if text.len() == body_size => text,
+            _ => {
+                return Fetched::Failed(
+                    "the registry's answer could not be read from the host".into(),
+                )
+            }
+        };
         let etag = host::header_value(map, "etag").ok().flatten();
         let version = version_of(etag.as_deref(), &text);
         // Only a well-formed tag is sent back (a version made from the

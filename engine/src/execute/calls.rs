@@ -510,13 +510,9 @@ impl Run {
         // Not through the per-upstream cache: the identity upstream's
         // field calls, if any, carry identity headers this call cannot.
         let (mut headers, _) = forwarded_headers(upstream, &self.client_headers, None);
-        for (name, value) in self
-            .client_headers
-            .iter()
-            .filter(|(_, v)| is_safe_header_value(v))
-        {
-            if identity.credential_headers.contains(name) {
-                set_header(&mut headers, name, value);
+        for name in &identity.credential_headers {
+            if let Some(value) = client_value(&self.client_headers, name) {
+                set_header(&mut headers, name, &value);
             }
         }
         let request = UpstreamRequest {
@@ -611,8 +607,11 @@ fn render(
     } else {
         let mut headers = base_headers.to_vec();
         for header in &resolver.headers {
-            if let Some(value) = header.render(values).map_err(invalid)? {
-                set_header(&mut headers, &header.name, &value);
+            match header.render(values).map_err(invalid)? {
+                Some(value) => set_header(&mut headers, &header.name, &value),
+                // A templated header whose value is absent is not sent:
+                // never a forwarded client value of that name instead.
+                None => headers.retain(|(n, _)| n != &header.name),
             }
         }
         Arc::from(headers)
@@ -664,20 +663,19 @@ fn forwarded_headers(
 ) -> (Vec<(String, String)>, bool) {
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut personal = false;
-    for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
-        if name == REQUEST_ID_HEADER {
-            set_header(&mut headers, name, value);
-        } else if upstream.forward_headers.iter().any(|f| f == name) {
-            set_header(&mut headers, name, value);
+    if let Some(id) = client_value(client, REQUEST_ID_HEADER) {
+        set_header(&mut headers, REQUEST_ID_HEADER, &id);
+    }
+    for name in &upstream.forward_headers {
+        if let Some(value) = client_value(client, name) {
+            set_header(&mut headers, name, &value);
             personal = true;
         }
     }
-    for (name, value) in client.iter().filter(|(_, v)| is_safe_header_value(v)) {
-        for (from, to) in &upstream.rename_headers {
-            if from == name {
-                set_header(&mut headers, to, value);
-                personal = true;
-            }
+    for (from, to) in &upstream.rename_headers {
+        if let Some(value) = client_value(client, from) {
+            set_header(&mut headers, to, &value);
+            personal = true;
         }
     }
     for (name, value) in &upstream.headers {
@@ -692,14 +690,43 @@ fn forwarded_headers(
             identity,
         };
         for template in &upstream.identity_headers {
-            // A value that would break the header line is not sent.
-            if let Ok(Some(value)) = template.render(&values) {
-                set_header(&mut headers, &template.name, &value);
-                personal = true;
+            match template.render(&values) {
+                Ok(Some(value)) => {
+                    set_header(&mut headers, &template.name, &value);
+                    personal = true;
+                }
+                // Absent (or a value that would break the header line):
+                // not sent, and never a client's value of that name in
+                // its place.
+                _ => headers.retain(|(n, _)| n != &template.name),
             }
         }
     }
     (headers, personal)
+}
+
+/// A client header's value: its lines joined (`; ` for `cookie`, RFC 9113
+/// §8.2.3 crumbs and HTTP/1 clients that send several lines; `, ` for
+/// the others, RFC 9110 §5.3). Lines with a line break are dropped.
+fn client_value<'a>(
+    client: &'a [(String, String)],
+    name: &str,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let mut lines = client
+        .iter()
+        .filter(|(n, v)| n == name && is_safe_header_value(v))
+        .map(|(_, v)| v.as_str());
+    let first = lines.next()?;
+    let Some(second) = lines.next() else {
+        return Some(first.into());
+    };
+    let separator = if name == "cookie" { "; " } else { ", " };
+    let mut joined = format!("{first}{separator}{second}");
+    for line in lines {
+        joined.push_str(separator);
+        joined.push_str(line);
+    }
+    Some(joined.into())
 }
 
 /// Sets a header, replacing any earlier value of the same name: later

@@ -233,17 +233,21 @@ impl Execution {
     /// Ends the request with a 401 (`UNAUTHENTICATED`): no other call is
     /// made, calls in flight are abandoned.
     fn refuse(&mut self, refusal: &crate::identity::Refusal) {
-        if let Some(run) = self.run.take() {
-            Spare::keep(*run);
-        }
         let challenge = self
             .gateway
             .identity
             .as_ref()
             .map_or("Bearer", |i| i.challenge());
-        self.reply = Some(crate::identity::unauthenticated(
-            refusal, challenge, self.media,
-        ));
+        let mut reply = crate::identity::unauthenticated(refusal, challenge, self.media);
+        if let Some(mut run) = self.run.take() {
+            // The identity function's own headers (e.g. a `set-cookie`
+            // that clears a dead session) still reach the client.
+            let gathered = std::mem::take(&mut run.answer_headers);
+            self.dropped_answer_headers = gathered.dropped();
+            reply.headers.extend(gathered.into_headers());
+            Spare::keep(*run);
+        }
+        self.reply = Some(reply);
     }
 
     /// What persisted queries did for this request (hits, registrations,
@@ -396,8 +400,13 @@ impl Execution {
             }
         }
         // Registered only now that it passed every check: a document a
-        // limit or the schema refuses never takes a slot.
-        if let (Some(hash), Some(store)) = (resolved.register, store) {
+        // limit or the schema refuses never takes a slot, nor one of a
+        // client the identity step refuses for want of a credential.
+        let refused_anyway = gateway
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.required && !i.has_credential(&http.headers));
+        if let (Some(hash), Some(store), false) = (resolved.register, store, refused_anyway) {
             report.registered = persisted::register(
                 store,
                 &hash,

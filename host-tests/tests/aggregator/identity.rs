@@ -1161,3 +1161,84 @@ on_both_hosts! {
         assert_idle(&plugin);
     }
 }
+
+on_both_hosts! {
+    /// A registry that answers in full every time (no `ETag`) with a
+    /// version that does not load: it is checked, logged and counted as
+    /// refused once; the same text again is "not modified". A registry
+    /// that keeps failing the same way is logged once, counted every time.
+    fn a_refused_version_without_etag_is_refused_once(host: Host) {
+        let plugin = registry_plugin(host, &sourced_config(host, json!({})));
+        plugin.tick();
+        for _ in 0..3 {
+            let call = fetch(&plugin, host);
+            reply_to(&plugin, &call, 200, &[], "{\"schema\": not json");
+            plugin.advance(Duration::from_millis(1000));
+        }
+        assert_eq!(config_metric(&plugin, "refused"), 1);
+        assert_eq!(config_metric(&plugin, "fetches.not_modified"), 2);
+        let refusals = plugin
+            .logs()
+            .iter()
+            .filter(|l| l.message.contains("from the registry refused"))
+            .count();
+        assert_eq!(refusals, 1, "{:?}", plugin.logs());
+        for _ in 0..3 {
+            let call = fetch(&plugin, host);
+            reply_to(&plugin, &call, 503, &[], "{}");
+            plugin.advance(Duration::from_millis(1000));
+        }
+        assert_eq!(config_metric(&plugin, "fetches.failed"), 3);
+        let failures = plugin
+            .logs()
+            .iter()
+            .filter(|l| l.message.contains("fetching the configuration failed"))
+            .count();
+        assert_eq!(failures, 1, "{:?}", plugin.logs());
+        let call = fetch(&plugin, host);
+        reply_to(&plugin, &call, 200, &[], &version_two(host));
+        assert_eq!(config_metric(&plugin, "fetches.ok"), 1);
+        assert!(served(&plugin).1.starts_with("sha256:"), "a version named by its text");
+        assert!(plugin.violations().is_empty(), "{:?}", plugin.violations());
+        assert_idle(&plugin);
+    }
+}
+
+on_both_hosts! {
+    /// Configured again with the same `config_source` (Kong reconfigures
+    /// its filter chains on any change), the version from the registry
+    /// stays in service; with another `config_source`, the new inline
+    /// configuration serves until its registry answers.
+    fn a_reconfiguration_keeps_the_registry_version(host: Host) {
+        let config = sourced_config(host, json!({}));
+        let plugin = registry_plugin(host, &config);
+        plugin.tick();
+        let call = fetch(&plugin, host);
+        reply_to(&plugin, &call, 200, &[("etag", "\"7\"")], &version_two(host));
+        assert_eq!(served(&plugin).1, "7");
+        assert!(plugin.reconfigure(&config));
+        assert_eq!(served(&plugin), ("/v2/user-profile?id=1".into(), "7".into()));
+        assert!(plugin.reconfigure(sourced_config(host, json!({"poll_ms": 2000}))));
+        assert_eq!(served(&plugin), ("/function/user-profile?id=1".into(), "inline".into()));
+        assert!(plugin.violations().is_empty(), "{:?}", plugin.violations());
+    }
+}
+
+on_both_hosts! {
+    /// Replies the filter makes without the engine (a body declared over
+    /// `max_body_bytes`) name the configuration version too.
+    fn filter_made_replies_name_the_version(host: Host) {
+        let plugin = registry_plugin(
+            host,
+            &merged(
+                serde_json::from_str(&sourced_config(host, json!({}))).unwrap(),
+                json!({"limits": {"max_body_bytes": 100}}),
+            ),
+        );
+        let mut request = post_headers_with(&plugin, &[("content-length", "5000")]);
+        request.body_chunk(&[b' '; 50], false);
+        let reply = request.expect_reply();
+        assert_eq!(reply.status, 413);
+        assert_eq!(reply.header(VERSION_HEADER), Some("inline"));
+    }
+}
