@@ -765,14 +765,7 @@ fn call_outcome(
     timed_out: bool,
 ) -> CallOutcome {
     let map = MapType::HttpCallResponseHeaders;
-    let status = if num_headers == 0 {
-        None
-    } else {
-        host::header_value(map, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok())
-    };
+    let status = host::call_status(num_headers);
     match status {
         Some(_) if body_size > max_body => CallOutcome::Failed(CallFailure::TooLarge(body_size)),
         Some(status) => {

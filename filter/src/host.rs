@@ -352,3 +352,16 @@ fn parse_map(bytes: &[u8]) -> Vec<(String, String)> {
     }
     pairs
 }
+
+/// The `:status` of the call whose answer is being read (in its
+/// callback); `None` when the call failed: Envoy then gives no header map
+/// at all (`num_headers` 0), Kong only a `:dispatch_status`.
+pub fn call_status(num_headers: usize) -> Option<u16> {
+    if num_headers == 0 {
+        return None;
+    }
+    header_value(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse::<u16>().ok())
+}

@@ -143,14 +143,7 @@ impl Registry {
     pub fn on_response(&mut self, num_headers: usize, body_size: usize) -> Fetched {
         self.in_flight = None;
         let map = MapType::HttpCallResponseHeaders;
-        let status = if num_headers == 0 {
-            None
-        } else {
-            host::header_value(map, ":status")
-                .ok()
-                .flatten()
-                .and_then(|s| s.parse::<u16>().ok())
-        };
+        let status = host::call_status(num_headers);
         let status = match status {
             Some(status) => status,
             None => {

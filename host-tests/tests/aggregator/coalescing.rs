@@ -3,7 +3,7 @@
 //! `proxy_set_effective_context`; Kong cannot, and makes every call), and
 //! the answer cache in the host's shared data (both hosts).
 
-use crate::hosts::{post, post_headers_with, Host, SEED_QUERY, SEED_REPLY};
+use crate::hosts::{merged, post, post_headers_with, Host, SEED_QUERY, SEED_REPLY};
 use crate::play::{answer, assert_idle, reply_json, respond_on};
 use host_tests::{Call, Failure, Plugin};
 use serde_json::{json, Value};
@@ -12,21 +12,7 @@ use std::time::Duration;
 /// The demo configuration with these top-level settings merged in (an
 /// object value is merged one level deep, so `upstreams` keeps its entries).
 fn config_with(host: Host, extra: Value) -> String {
-    let mut config: Value = serde_json::from_str(&host.config()).unwrap();
-    for (k, v) in extra.as_object().unwrap() {
-        match (config.get_mut(k), v) {
-            (Some(Value::Object(old)), Value::Object(new)) if k == "upstreams" => {
-                for (name, settings) in new {
-                    let entry = old.entry(name.clone()).or_insert(json!({}));
-                    for (s, value) in settings.as_object().unwrap() {
-                        entry[s] = value.clone();
-                    }
-                }
-            }
-            _ => config[k] = v.clone(),
-        }
-    }
-    config.to_string()
+    merged(serde_json::from_str(&host.config()).unwrap(), extra)
 }
 
 /// Answers `call` as the functions would, with these extra headers.

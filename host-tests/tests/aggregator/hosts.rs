@@ -2,7 +2,7 @@
 //! client requests.
 
 use host_tests::{fixtures, Plugin, Profile, Request};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// A gateway the filter runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,4 +119,23 @@ pub fn post(plugin: &Plugin, body: &str) -> Request {
     let mut request = post_headers(plugin);
     request.body(body.as_bytes());
     request
+}
+
+/// Merges `extra` into `config`: top-level keys are replaced, except
+/// `upstreams`, whose entries' settings are merged one by one.
+pub fn merged(mut config: Value, extra: Value) -> String {
+    for (k, v) in extra.as_object().unwrap() {
+        match (config.get_mut(k), v) {
+            (Some(Value::Object(old)), Value::Object(new)) if k == "upstreams" => {
+                for (name, settings) in new {
+                    let entry = old.entry(name.clone()).or_insert(json!({}));
+                    for (s, value) in settings.as_object().unwrap() {
+                        entry[s] = value.clone();
+                    }
+                }
+            }
+            _ => config[k] = v.clone(),
+        }
+    }
+    config.to_string()
 }

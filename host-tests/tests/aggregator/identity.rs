@@ -5,7 +5,9 @@
 //! (`response_headers`), and versions of the configuration fetched from a
 //! registry by the root context's tick (`config_source`).
 
-use crate::hosts::{body_of, config, post, post_headers_with, Host, SEED_QUERY, SEED_REPLY};
+use crate::hosts::{
+    body_of, config, merged, post, post_headers_with, Host, SEED_QUERY, SEED_REPLY,
+};
 use crate::play::{answer, answer_all, assert_idle, reply_json, respond};
 use host_tests::{fixtures, Call, Delivery, Failure, LogLevel, Plugin, Profile, Request};
 use serde_json::{json, Value};
@@ -28,25 +30,6 @@ type Query {
 type Profile { id: ID name: String }
 type Note { text: String owner: String }
 "#;
-
-/// Merges `extra` into `config`: top-level keys are replaced, except
-/// `upstreams`, whose entries' settings are merged one by one.
-fn merged(mut config: Value, extra: Value) -> String {
-    for (k, v) in extra.as_object().unwrap() {
-        match (config.get_mut(k), v) {
-            (Some(Value::Object(old)), Value::Object(new)) if k == "upstreams" => {
-                for (name, settings) in new {
-                    let entry = old.entry(name.clone()).or_insert(json!({}));
-                    for (s, value) in settings.as_object().unwrap() {
-                        entry[s] = value.clone();
-                    }
-                }
-            }
-            _ => config[k] = v.clone(),
-        }
-    }
-    config.to_string()
-}
 
 /// [`IDENTITY_SCHEMA`] with this `identity` step, its function on the `id`
 /// upstream (1 s timeout), and `extra` merged in.
