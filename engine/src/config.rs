@@ -341,6 +341,13 @@ impl Gateway {
             )
             .collect::<Vec<_>>()
             .join(", ");
+        let mut warnings = loaded.warnings;
+        let answer_cache = checked_answer_cache(raw.answer_cache)?;
+        if identity.as_ref().is_some_and(|i| i.cache_ttl_ms.is_some()) && !answer_cache.is_on() {
+            warnings.push(
+                "identity.cache_ttl_ms has no effect: the answer cache is off (set answer_cache.max_bytes to keep identities per credential)".into(),
+            );
+        }
         Ok(Gateway {
             graphiql,
             version_header: config_source
@@ -363,8 +370,8 @@ impl Gateway {
             plan_cache_size: raw.plan_cache_size,
             persisted_queries,
             coalesce: raw.coalesce,
-            answer_cache: checked_answer_cache(raw.answer_cache)?,
-            warnings: loaded.warnings,
+            answer_cache,
+            warnings,
         })
     }
 }

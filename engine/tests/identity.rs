@@ -582,3 +582,21 @@ fn the_version_header_has_one_source() {
         .to_string();
     assert!(error.contains("a reply header has one source"), "{error}");
 }
+
+/// An identity lifetime without an answer cache to keep it in is said.
+#[test]
+fn an_identity_lifetime_without_an_answer_cache_is_a_warning() {
+    let gateway = gateway(required());
+    assert!(
+        gateway
+            .warnings
+            .iter()
+            .any(|w| w.contains("identity.cache_ttl_ms has no effect")),
+        "{:?}",
+        gateway.warnings
+    );
+    let mut cached = config(required());
+    cached["answer_cache"] = json!({"max_bytes": 1048576});
+    let gateway = Gateway::from_json(&cached.to_string()).unwrap();
+    assert!(gateway.warnings.is_empty(), "{:?}", gateway.warnings);
+}
