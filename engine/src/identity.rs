@@ -286,9 +286,14 @@ pub fn unauthenticated(refusal: &Refusal, challenge: &'static str, media: Respon
     let mut reply =
         response::graphql_error(401, refusal.to_string(), ErrorCode::Unauthenticated, media);
     reply.outcome = Outcome::Unauthenticated;
-    reply
-        .headers
-        .push(("www-authenticate".into(), challenge.into()));
+    // RFC 6750 §3: a bearer token that was refused says so.
+    let refused = matches!(refusal, Refusal::Refused(_) | Refusal::NoIdentity(_));
+    let challenge: std::borrow::Cow<'static, str> = if refused && challenge.starts_with("Bearer") {
+        format!("{challenge}, error=\"invalid_token\"").into()
+    } else {
+        challenge.into()
+    };
+    reply.headers.push(("www-authenticate".into(), challenge));
     reply
         .headers
         .push(("cache-control".into(), "no-store".into()));
@@ -386,6 +391,33 @@ mod tests {
         assert_eq!(
             found,
             Ok(JsonValue::from(serde_json::json!({"uid": "u-1"})))
+        );
+    }
+
+    #[test]
+    fn a_refused_bearer_token_is_an_invalid_token() {
+        let reply = unauthenticated(
+            &Refusal::Refused("HTTP 401".into()),
+            "Bearer realm=\"graphql\"",
+            ResponseMedia::Json,
+        );
+        let challenge = reply.headers.iter().find(|(k, _)| k == "www-authenticate");
+        assert_eq!(
+            challenge.map(|(_, v)| v.as_ref()),
+            Some("Bearer realm=\"graphql\", error=\"invalid_token\"")
+        );
+        let missing = unauthenticated(
+            &Refusal::NoCredential(vec!["authorization".into()]),
+            "Bearer realm=\"graphql\"",
+            ResponseMedia::Json,
+        );
+        let challenge = missing
+            .headers
+            .iter()
+            .find(|(k, _)| k == "www-authenticate");
+        assert_eq!(
+            challenge.map(|(_, v)| v.as_ref()),
+            Some("Bearer realm=\"graphql\"")
         );
     }
 
