@@ -269,7 +269,12 @@ impl RootContext for Plugin {
         if let Some(registry) = self.registry.as_mut() {
             if let Err(problem) = registry.poll(host::now_ms()) {
                 self.metrics.borrow_mut().config(ConfigEvent::Failed);
-                warn!("graphql-aggregator: fetching the configuration failed: {problem}");
+                if registry.is_news(&problem) {
+                    warn!(
+                        "graphql-aggregator: fetching the configuration failed (logged again \
+                         when it fails otherwise): {problem}"
+                    );
+                }
             }
         }
         let root = self.id;

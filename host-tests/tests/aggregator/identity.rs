@@ -1225,3 +1225,27 @@ on_both_hosts! {
         assert_eq!(reply.header(VERSION_HEADER), Some("inline"));
     }
 }
+
+/// A registry the host refuses to call (Envoy: a cluster it does not
+/// know) fails every poll, counted each time and logged once; the inline
+/// configuration keeps serving.
+#[test]
+fn envoy_a_registry_the_host_refuses_is_logged_once() {
+    let plugin = Plugin::new(
+        &fixtures::aggregator(),
+        Profile::envoy(["openfaas"]),
+        sourced_config(Host::Envoy, json!({})),
+    );
+    for _ in 0..3 {
+        plugin.tick();
+        plugin.advance(Duration::from_millis(1000));
+    }
+    assert!(config_metric(&plugin, "fetches.failed") >= 3);
+    let lines = plugin
+        .logs()
+        .iter()
+        .filter(|l| l.message.contains("fetching the configuration failed"))
+        .count();
+    assert_eq!(lines, 1, "{:?}", plugin.logs());
+    assert_eq!(served(&plugin).1, "inline");
+}
