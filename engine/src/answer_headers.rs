@@ -233,13 +233,6 @@ impl Gathered {
             .into_iter()
             .map(|(name, value, _)| (Cow::Owned(name), Cow::Owned(value)))
     }
-
-    /// Forgets everything (for another request), keeping the container.
-    pub fn clear(&mut self) {
-        self.lines.clear();
-        self.bytes = 0;
-        self.dropped = 0;
-    }
 }
 
 #[cfg(test)]

@@ -239,7 +239,13 @@ impl Metrics {
             // `calls.other.<kind>`.
             None if self.calls.len() >= MAX_CALL_METRICS => {
                 let name = format!("graphql_aggregator.calls.other.{kind}");
-                self.id(MetricKind::Counter, name)
+                let id = self.id(MetricKind::Counter, name);
+                // Found by the upstream's name from now on (within a
+                // second bound): a call of it formats no name again.
+                if self.calls.len() < 2 * MAX_CALL_METRICS {
+                    self.calls.push((upstream.to_string(), kind, id));
+                }
+                id
             }
             None => {
                 let name = format!("graphql_aggregator.calls.{upstream}.{kind}");
@@ -264,7 +270,8 @@ impl Metrics {
 const LATENCY: &str = "graphql_aggregator.call_latency_ms";
 
 /// The most `calls.<upstream>.<kind>` metrics defined (6 kinds for each of
-/// 128 upstreams).
+/// 128 upstreams); later upstreams are remembered as counting under
+/// `calls.other.<kind>`, up to as many again.
 const MAX_CALL_METRICS: usize = 768;
 
 // ---------------------------------------------------------------------------

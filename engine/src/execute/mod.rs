@@ -437,7 +437,7 @@ impl Execution {
             max_reply_objects: limits.max_reply_objects,
             identity_step: None,
             identity: None,
-            answer_headers: spare.answer_headers,
+            answer_headers: crate::answer_headers::Gathered::default(),
         })
     }
 
@@ -543,18 +543,16 @@ impl Execution {
             return Vec::new();
         };
         let remaining = run.deadline_at.saturating_sub(now_ms);
-        match run.identity_step.take() {
-            Some(IdentityStep::Ready(mut call)) => {
-                run.identity_step = Some(IdentityStep::InFlight);
-                call.request.timeout_ms = call.request.timeout_ms.min(remaining).max(1);
-                call.request.deadline_header = Some(crate::upstream::Digits::of(remaining));
-                return vec![call];
-            }
-            Some(IdentityStep::InFlight) => {
-                run.identity_step = Some(IdentityStep::InFlight);
-                return Vec::new();
-            }
-            None => {}
+        // The identity call leaves alone; nothing else before its answer.
+        if let Some(step) = run.identity_step.as_mut() {
+            return match std::mem::replace(step, IdentityStep::InFlight) {
+                IdentityStep::Ready(mut call) => {
+                    call.request.timeout_ms = call.request.timeout_ms.min(remaining).max(1);
+                    call.request.deadline_header = Some(crate::upstream::Digits::of(remaining));
+                    vec![call]
+                }
+                IdentityStep::InFlight => Vec::new(),
+            };
         }
         run.calls.take(max_concurrent, remaining)
     }
@@ -808,7 +806,6 @@ struct Spare {
     fetched: Fetched,
     calls: Calls,
     base_headers: Vec<calls::BaseHeaders>,
-    answer_headers: crate::answer_headers::Gathered,
 }
 
 thread_local! {
@@ -831,21 +828,18 @@ impl Spare {
             mut fetched,
             mut calls,
             mut base_headers,
-            mut answer_headers,
             ..
         } = run;
         if !(fetched.reset() && calls.reset()) {
             return;
         }
         base_headers.clear();
-        answer_headers.clear();
         let _ = SPARE.try_with(|s| {
             if let Ok(mut s) = s.try_borrow_mut() {
                 *s = Some(Spare {
                     fetched,
                     calls,
                     base_headers,
-                    answer_headers,
                 });
             }
         });
