@@ -61,6 +61,13 @@ fn request(query: &str, headers: &[(&str, &str)]) -> HttpRequest {
     request
 }
 
+/// Why the engine refuses this configuration.
+fn refusal(config: &Value) -> String {
+    Gateway::from_json(&config.to_string())
+        .unwrap_err()
+        .to_string()
+}
+
 fn header<'a>(call: &'a PendingCall, name: &str) -> Option<&'a str> {
     call.request
         .headers
@@ -295,15 +302,11 @@ fn an_optional_identity_is_absent_without_a_credential() {
 fn identity_placeholders_need_an_identity_step() {
     let mut without = config(json!(null));
     without.as_object_mut().unwrap().remove("identity");
-    let error = Gateway::from_json(&without.to_string())
-        .unwrap_err()
-        .to_string();
+    let error = refusal(&without);
     assert!(error.contains("no `identity` step"), "{error}");
     let mut args_in_upstream = config(required());
     args_in_upstream["upstreams"]["other"]["headers"] = json!({"x-a": "{args.id}"});
-    let error = Gateway::from_json(&args_in_upstream.to_string())
-        .unwrap_err()
-        .to_string();
+    let error = refusal(&args_in_upstream);
     assert!(error.contains("may only use `{identity.<key>}`"), "{error}");
 }
 
@@ -437,15 +440,11 @@ fn the_identity_functions_own_headers_follow_its_rules_too() {
 fn response_header_rules_agree_across_upstreams() {
     let mut clash = config(required());
     clash["upstreams"]["other"]["response_headers"]["x-trace-id"] = json!("last");
-    let error = Gateway::from_json(&clash.to_string())
-        .unwrap_err()
-        .to_string();
+    let error = refusal(&clash);
     assert!(error.contains("one header takes one rule"), "{error}");
     let mut framing = config(required());
     framing["upstreams"]["other"]["response_headers"] = json!({"transfer-encoding": "last"});
-    let error = Gateway::from_json(&framing.to_string())
-        .unwrap_err()
-        .to_string();
+    let error = refusal(&framing);
     assert!(error.contains("hop-by-hop"), "{error}");
 }
 
@@ -577,9 +576,7 @@ fn the_version_header_has_one_source() {
     let mut clash = config(required());
     clash["config_source"] =
         json!({"upstream": "other", "path": "/config", "version_header": "x-version"});
-    let error = Gateway::from_json(&clash.to_string())
-        .unwrap_err()
-        .to_string();
+    let error = refusal(&clash);
     assert!(error.contains("a reply header has one source"), "{error}");
 }
 

@@ -158,13 +158,7 @@ impl Sandbox {
         } = crate::solo::start_envoy(&paths, &paths.work, &generated, &LISTENERS)?;
         let client = Client::new(Duration::from_secs(10));
         let log_path = envoy_log.clone();
-        let failed = move |problem: String| {
-            let tail = log_tail(&log_path, 30);
-            format!(
-                "{problem}\n--- last lines of {} ---\n{tail}",
-                log_path.display()
-            )
-        };
+        let failed = move |problem: String| with_log_tail(&problem, &log_path, 30);
         let sandbox = Sandbox {
             envoy,
             fast,
@@ -340,4 +334,13 @@ pub fn log_tail(path: &std::path::Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A failure message followed by the last `lines` lines of Envoy's log.
+pub fn with_log_tail(problem: &str, envoy_log: &std::path::Path, lines: usize) -> String {
+    format!(
+        "{problem}\n--- last lines of {} ---\n{}",
+        envoy_log.display(),
+        log_tail(envoy_log, lines)
+    )
 }

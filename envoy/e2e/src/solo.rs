@@ -27,7 +27,7 @@ use crate::config::{
 use crate::http::Client;
 use crate::paths::Paths;
 use crate::process::ProcessGuard;
-use crate::sandbox::{listener_ports, log_tail, spawn_mock, STARTUP_DEADLINE};
+use crate::sandbox::{listener_ports, spawn_mock, with_log_tail, STARTUP_DEADLINE};
 
 /// The mock functions and one Envoy; dropping it stops Envoy, then the mock.
 #[derive(Debug)]
@@ -302,13 +302,7 @@ pub fn start_envoy_with(
 
     let client = Client::new(Duration::from_secs(5));
     let deadline = Instant::now() + STARTUP_DEADLINE;
-    let failed = |problem: String| {
-        format!(
-            "{problem}\n--- last lines of {} ---\n{}",
-            envoy_log.display(),
-            log_tail(&envoy_log, 30)
-        )
-    };
+    let failed = |problem: String| with_log_tail(&problem, &envoy_log, 30);
     let admin: SocketAddr = loop {
         envoy.check_running().map_err(failed)?;
         let text = std::fs::read_to_string(&admin_file).unwrap_or_default();

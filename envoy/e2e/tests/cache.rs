@@ -63,7 +63,7 @@ use envoy_e2e::config;
 use envoy_e2e::http::{Client, Reply};
 use envoy_e2e::paths::Paths;
 use envoy_e2e::process::ProcessGuard;
-use envoy_e2e::sandbox::{log_tail, spawn_mock};
+use envoy_e2e::sandbox::{spawn_mock, with_log_tail};
 use envoy_e2e::soak;
 use envoy_e2e::solo::{solo_config, start_envoy_with, RunningEnvoy};
 use envoy_e2e::trials::{Harness, Test};
@@ -500,10 +500,9 @@ impl Cache {
 
     /// A failure message with the end of Envoy's log.
     fn with_log_tail(&self, message: String) -> String {
-        let tail = log_tail(&self.envoy.envoy_log, 20);
         format!(
-            "{message}\n--- last lines of {} ---\n{tail}\n(work directory {})",
-            self.envoy.envoy_log.display(),
+            "{}\n(work directory {})",
+            with_log_tail(&message, &self.envoy.envoy_log, 20),
             self.work.display()
         )
     }

@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 use envoy_e2e::config::DEMO_CLUSTER;
 use envoy_e2e::http::{Client, Reply};
 use envoy_e2e::paths::Paths;
-use envoy_e2e::sandbox::log_tail;
+use envoy_e2e::sandbox::with_log_tail;
 use envoy_e2e::solo::Solo;
 use envoy_e2e::trials::{Harness, Test};
 use envoy_e2e::workers;
@@ -349,7 +349,7 @@ fn main() -> ExitCode {
                 .and_then(|()| solo.check_envoy_running())
                 .and_then(|()| test(solo))
                 .and_then(|()| solo.check_envoy_running())
-                .map_err(|e| with_log_tail(solo, e))
+                .map_err(|e| with_log_tail(&e, &solo.envoy_log, 30))
         },
     }
     .run(TESTS)
@@ -505,14 +505,6 @@ fn reset_calls(solo: &Solo) -> Result<(), String> {
 /// One of the filter's metrics (`config.refused`...).
 fn metric(solo: &Solo, name: &str) -> Result<u64, String> {
     workers::envoy_stat(&client(), solo.admin, &format!("{METRICS}.{name}"))
-}
-
-fn with_log_tail(solo: &Solo, message: String) -> String {
-    format!(
-        "{message}\n--- last lines of {} ---\n{}",
-        solo.envoy_log.display(),
-        log_tail(&solo.envoy_log, 30)
-    )
 }
 
 /// Polls `probe` every `WAIT_STEP`, at most `bound`, until it gives a

@@ -129,15 +129,9 @@ impl Probe<'_> {
 
     /// Panics with `message`, what was seen and the end of Envoy's log.
     fn fail(&self, message: &str) -> ! {
-        let log = self.solo.envoy_log_text();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines
-            .get(lines.len().saturating_sub(30)..)
-            .unwrap_or_default();
         panic!(
-            "{message}\n--- last lines of {} ---\n{}",
-            self.solo.envoy_log.display(),
-            tail.join("\n")
+            "{}",
+            envoy_e2e::sandbox::with_log_tail(message, &self.solo.envoy_log, 30)
         );
     }
 

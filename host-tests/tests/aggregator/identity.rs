@@ -930,6 +930,13 @@ fn fetch(plugin: &Plugin, host: Host) -> Call {
     call
 }
 
+/// The tick's first fetch, answered with [`version_two`] as version `7`.
+fn serve_version_seven(plugin: &Plugin, host: Host) {
+    plugin.tick();
+    let call = fetch(plugin, host);
+    reply_to(plugin, &call, 200, &[("etag", "\"7\"")], &version_two(host));
+}
+
 /// Checks that the root context has no fetch in flight.
 fn assert_no_fetch(plugin: &Plugin) {
     let root = plugin.root_id();
@@ -1020,9 +1027,7 @@ on_both_hosts! {
     /// its own. A refused version's tag is not fetched again.
     fn a_bad_registry_version_is_refused_and_the_old_one_stays(host: Host) {
         let plugin = registry_plugin(host, &sourced_config(host, json!({})));
-        plugin.tick();
-        let call = fetch(&plugin, host);
-        reply_to(&plugin, &call, 200, &[("etag", "\"7\"")], &version_two(host));
+        serve_version_seven(&plugin, host);
         assert_eq!(config_metric(&plugin, "version"), 7);
 
         let unknown_upstream = version_two(host).replace(
@@ -1119,9 +1124,7 @@ on_both_hosts! {
         let profile = old.pending_calls().remove(0);
         assert_eq!(profile.path(), Some("/function/user-profile?id=1"));
 
-        plugin.tick();
-        let call = fetch(&plugin, host);
-        reply_to(&plugin, &call, 200, &[("etag", "\"7\"")], &version_two(host));
+        serve_version_seven(&plugin, host);
         assert_eq!(config_metric(&plugin, "version"), 7);
 
         respond(&mut old, &profile);
@@ -1195,9 +1198,7 @@ on_both_hosts! {
     fn a_reconfiguration_keeps_the_registry_version(host: Host) {
         let config = sourced_config(host, json!({}));
         let plugin = registry_plugin(host, &config);
-        plugin.tick();
-        let call = fetch(&plugin, host);
-        reply_to(&plugin, &call, 200, &[("etag", "\"7\"")], &version_two(host));
+        serve_version_seven(&plugin, host);
         assert_eq!(served(&plugin).1, "7");
         assert!(plugin.reconfigure(&config));
         assert_eq!(served(&plugin), ("/v2/user-profile?id=1".into(), "7".into()));
